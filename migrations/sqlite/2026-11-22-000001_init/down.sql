@@ -1,0 +1,9 @@
+DROP TABLE login_attempts;
+DROP TABLE key_changes;
+DROP TABLE outbox;
+DROP TABLE request_log;
+DROP TABLE audit_events;
+DROP TABLE api_keys;
+DROP TABLE channels;
+DROP TABLE sessions;
+DROP TABLE users;

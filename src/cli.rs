@@ -1,0 +1,63 @@
+//! Command-line actions other than serving: `latchkey user create NAME --role ROLE`.
+
+use std::io::{BufRead, IsTerminal};
+
+use crate::config::{Settings, UserCommand};
+use crate::db::{self, audit};
+use crate::domain::names::Username;
+use crate::domain::password;
+
+pub fn run_user_command(settings: &Settings, command: UserCommand) -> Result<String, String> {
+    match command {
+        UserCommand::Create { name, role } => {
+            let username = Username::parse(&name).map_err(|e| format!("invalid username: {e}"))?;
+            let plain = match std::env::var("LATCHKEY_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => read_password_from_stdin()?,
+            };
+            password::validate(&plain).map_err(|e| format!("invalid password: {e}"))?;
+            let hash = password::hash(&plain)?;
+            let pool = db::connect(settings.database_url.expose(), 1).map_err(|e| e.to_string())?;
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let user =
+                db::users::insert(&mut conn, username.as_str(), &hash, role).map_err(|e| {
+                    if e.is_unique_violation() {
+                        format!("a user named `{}` already exists", username.as_str())
+                    } else {
+                        e.to_string()
+                    }
+                })?;
+            audit::record(
+                &mut conn,
+                &audit::Actor {
+                    name: "cli".into(),
+                    user_id: None,
+                    source_ip: None,
+                },
+                audit::Event {
+                    action: "user.create",
+                    details: format!("created user {} with role {}", user.username, role),
+                    ..audit::Event::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "Created user `{}` with role {}.",
+                user.username, role
+            ))
+        }
+    }
+}
+
+fn read_password_from_stdin() -> Result<String, String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Password for the new user: ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}

@@ -1,0 +1,223 @@
+//! Settings from flags and environment variables, with defaults that make
+//! `cargo run --release` work on a fresh machine. Every environment variable also
+//! exists as a `--flag`; secrets are wrapped so `Debug` never prints them.
+
+use std::fmt;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnetwork::IpNetwork;
+
+use crate::domain::role::Role;
+
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about = "Self-hosted API key manager")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard and the API (the default).
+    Serve,
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password comes from LATCHKEY_PASSWORD or standard input.
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Database: a SQLite path (`latchkey.db`, `sqlite://PATH`) or `postgres://...`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "latchkey.db",
+        global = true
+    )]
+    pub database_url: Secret,
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "LATCHKEY_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+    /// Password of the first `admin` account; a random one is printed once otherwise.
+    #[arg(long, env = "LATCHKEY_ADMIN_PASSWORD", global = true)]
+    pub admin_password: Option<Secret>,
+    /// Secret that signs and encrypts session cookies (at least 32 characters).
+    /// Without it a random one is made at start and a restart logs everyone out.
+    #[arg(long, env = "LATCHKEY_SESSION_SECRET", global = true)]
+    pub session_secret: Option<Secret>,
+    /// Mark cookies `Secure` (set this when served over HTTPS).
+    #[arg(long, env = "LATCHKEY_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub secure_cookies: bool,
+    /// Prefix of new keys: 2 to 8 lowercase letters.
+    #[arg(long, env = "LATCHKEY_KEY_PREFIX", default_value = "lk", value_parser = parse_prefix, global = true)]
+    pub key_prefix: String,
+    /// Default key limit of a channel that has no limit of its own.
+    #[arg(long, env = "LATCHKEY_MAX_KEYS_PER_CHANNEL", default_value_t = 10, value_parser = clap::value_parser!(i64).range(1..=1_000_000), global = true)]
+    pub max_keys_per_channel: i64,
+    /// Proxies whose X-Forwarded-For is believed (comma-separated CIDRs).
+    #[arg(
+        long,
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Scopes keys may hold (comma-separated).
+    #[arg(
+        long,
+        env = "LATCHKEY_SCOPES",
+        value_delimiter = ',',
+        default_value = "keys:read,keys:write,verify",
+        global = true
+    )]
+    pub scopes: Vec<String>,
+    /// Largest number of database connections in the pool.
+    #[arg(
+        long,
+        env = "LATCHKEY_DB_POOL_SIZE",
+        default_value_t = 8,
+        global = true
+    )]
+    pub db_pool_size: u32,
+    /// How long a dashboard login lasts, in hours.
+    #[arg(
+        long,
+        env = "LATCHKEY_SESSION_HOURS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub session_hours: i64,
+    /// Log format.
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Secret that signs POSTback events (receivers check the signature with it).
+    /// Defaults to one derived from LATCHKEY_SESSION_SECRET.
+    #[arg(long, env = "LATCHKEY_POSTBACK_SECRET", global = true)]
+    pub postback_secret: Option<Secret>,
+    /// How often the POSTback worker looks for due events, in milliseconds.
+    #[arg(
+        long,
+        env = "LATCHKEY_POSTBACK_POLL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub postback_poll_ms: u64,
+    /// First retry delay of a failed POSTback, in milliseconds (doubles each time).
+    #[arg(
+        long,
+        env = "LATCHKEY_POSTBACK_RETRY_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub postback_retry_ms: u64,
+    /// How often buffered request-log lines are written, in milliseconds.
+    #[arg(
+        long,
+        env = "LATCHKEY_USAGE_FLUSH_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub usage_flush_ms: u64,
+    /// Keys kept in the in-memory verification cache.
+    #[arg(
+        long,
+        env = "LATCHKEY_KEY_CACHE_SIZE",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub key_cache_size: usize,
+    /// Worker threads of the HTTP server (0 = one per core).
+    #[arg(long, env = "LATCHKEY_WORKERS", default_value_t = 0, global = true)]
+    pub workers: usize,
+}
+
+impl Settings {
+    /// Settings for a test or an embedding program: defaults, a given database.
+    pub fn for_database(database_url: &str) -> Self {
+        let cli = Cli::parse_from(["latchkey", "--database-url", database_url]);
+        cli.settings
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    if (2..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase()) {
+        Ok(s.to_owned())
+    } else {
+        Err("the key prefix must be 2 to 8 lowercase letters".to_owned())
+    }
+}
+
+/// A configuration value that must not appear in logs: `Debug` shows `[redacted]`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Settings::for_database("postgres://user:hunter2@localhost/db");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn key_prefix_is_two_to_eight_lowercase_letters() {
+        assert!(parse_prefix("lk").is_ok());
+        assert!(parse_prefix("abcdefgh").is_ok());
+        assert!(parse_prefix("a").is_err());
+        assert!(parse_prefix("abcdefghi").is_err());
+        assert!(parse_prefix("Lk").is_err());
+        assert!(parse_prefix("l_").is_err());
+    }
+}

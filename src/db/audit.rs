@@ -1,0 +1,151 @@
+//! The audit trail: who did what, when, from where, to which channel and key.
+
+use diesel::prelude::*;
+
+use super::schema::audit_events;
+use super::{DbConnection, DbResult, now};
+
+/// Who is acting: a dashboard user or an API key, and the source address.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub user_id: Option<i64>,
+    pub source_ip: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Actor {
+            name: "system".into(),
+            user_id: None,
+            source_ip: None,
+        }
+    }
+}
+
+/// One audit line. `details` is a short human sentence of what changed.
+#[derive(Debug, Clone, Default)]
+pub struct Event<'a> {
+    pub action: &'a str,
+    pub channel_id: Option<i64>,
+    pub channel_name: Option<&'a str>,
+    pub key_id: Option<&'a str>,
+    pub key_name: Option<&'a str>,
+    pub details: String,
+}
+
+pub fn record(conn: &mut DbConnection, actor: &Actor, event: Event<'_>) -> DbResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::occurred_at.eq(now()),
+            audit_events::actor.eq(&actor.name),
+            audit_events::actor_user_id.eq(actor.user_id),
+            audit_events::action.eq(event.action),
+            audit_events::source_ip.eq(actor.source_ip.as_deref()),
+            audit_events::channel_id.eq(event.channel_id),
+            audit_events::channel_name.eq(event.channel_name),
+            audit_events::key_id.eq(event.key_id),
+            audit_events::key_name.eq(event.key_name),
+            audit_events::details.eq(&event.details),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub occurred_at: time::PrimitiveDateTime,
+    pub actor: String,
+    pub actor_user_id: Option<i64>,
+    pub action: String,
+    pub source_ip: Option<String>,
+    pub channel_id: Option<i64>,
+    pub channel_name: Option<String>,
+    pub key_id: Option<String>,
+    pub key_name: Option<String>,
+    pub details: String,
+}
+
+/// The newest events first (used by tests now, by the audit page later).
+pub fn recent(conn: &mut DbConnection, limit: i64) -> DbResult<Vec<AuditEvent>> {
+    Ok(audit_events::table
+        .order(audit_events::id.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?)
+}
+
+/// What the audit page filters by; every part optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub channel_id: Option<i64>,
+    pub key_id: Option<String>,
+    pub from: Option<time::PrimitiveDateTime>,
+    pub to: Option<time::PrimitiveDateTime>,
+    /// Only `key.*` events (what support staff see).
+    pub keys_only: bool,
+}
+
+/// Newest first, `limit` events older than `before` (an event id).
+pub fn list(
+    conn: &mut DbConnection,
+    f: &AuditFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> DbResult<Vec<AuditEvent>> {
+    let mut q = audit_events::table.into_boxed();
+    if let Some(a) = &f.actor {
+        q = q.filter(audit_events::actor.eq(a.clone()));
+    }
+    if let Some(a) = &f.action {
+        q = q.filter(audit_events::action.eq(a.clone()));
+    }
+    if let Some(c) = f.channel_id {
+        q = q.filter(audit_events::channel_id.eq(c));
+    }
+    if let Some(k) = &f.key_id {
+        q = q.filter(audit_events::key_id.eq(k.clone()));
+    }
+    if let Some(t) = f.from {
+        q = q.filter(audit_events::occurred_at.ge(t));
+    }
+    if let Some(t) = f.to {
+        q = q.filter(audit_events::occurred_at.lt(t));
+    }
+    if f.keys_only {
+        q = q.filter(audit_events::action.like("key.%"));
+    }
+    if let Some(b) = before {
+        q = q.filter(audit_events::id.lt(b));
+    }
+    Ok(q.order(audit_events::id.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)?)
+}
+
+/// Every action name the audit log uses, for the filter's choices.
+pub const ACTIONS: &[&str] = &[
+    "login",
+    "login.failed",
+    "login.throttled",
+    "logout",
+    "channel.create",
+    "channel.update",
+    "key.create",
+    "key.update",
+    "key.rename",
+    "key.activate",
+    "key.deactivate",
+    "key.delete",
+    "key.roll",
+    "user.create",
+    "user.role",
+    "user.disable",
+    "user.enable",
+    "user.password",
+];

@@ -1,0 +1,150 @@
+// Hand-written, identical for SQLite and PostgreSQL: ids are BigInt on both (SQLite's
+// `INTEGER PRIMARY KEY` holds 64-bit values), times are UTC `Timestamp`.
+// The test `both_backends_migrate_and_agree_with_schema_rs` compares this file with
+// what each backend's migrations create.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        source_ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    channels (id) {
+        id -> BigInt,
+        name -> Text,
+        key_limit -> Nullable<BigInt>,
+        key_count -> BigInt,
+        is_system -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        channel_id -> BigInt,
+        key_id -> Text,
+        key_hash -> Text,
+        last_four -> Text,
+        prefix -> Text,
+        name -> Text,
+        name_lower -> Text,
+        description -> Nullable<Text>,
+        scopes -> Text,
+        allowed_cidrs -> Text,
+        postback_url -> Nullable<Text>,
+        off_the_record -> Bool,
+        enabled -> Bool,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        created_by -> Text,
+        updated_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_ip -> Nullable<Text>,
+        last_used_order -> BigInt,
+        roll_ends_at -> Nullable<Timestamp>,
+        rolled_to_key_id -> Nullable<Text>,
+        expiry_notice_sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        actor -> Text,
+        actor_user_id -> Nullable<BigInt>,
+        action -> Text,
+        source_ip -> Nullable<Text>,
+        channel_id -> Nullable<BigInt>,
+        channel_name -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        key_name -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    request_log (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        api_key_id -> BigInt,
+        channel_id -> BigInt,
+        method -> Text,
+        path -> Text,
+        status -> Integer,
+        source_ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        api_key_id -> Nullable<BigInt>,
+        event_type -> Text,
+        url -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        attempts -> Integer,
+        delivered_at -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        locked_until -> Nullable<Timestamp>,
+        locked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    key_changes (id) {
+        id -> BigInt,
+        key_hash -> Text,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_attempts (id) {
+        id -> BigInt,
+        occurred_at -> Timestamp,
+        username -> Text,
+        source_ip -> Text,
+        success -> Bool,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_keys -> channels (channel_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    channels,
+    api_keys,
+    audit_events,
+    request_log,
+    outbox,
+    key_changes,
+    login_attempts,
+);

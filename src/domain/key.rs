@@ -1,0 +1,267 @@
+//! The API key itself. Key material is radioactive:
+//! - [`PlainKey`] holds the full key; its `Debug` is redacted and it has no `Display`,
+//!   so it cannot be logged or formatted by accident. The one way out is
+//!   [`PlainKey::reveal`], called by the reveal modal and the create API response.
+//! - Only [`KeyHash`] (blake3) is stored.
+//!
+//! Format: exactly 64 base62 characters `<prefix>_<key id>_<secret><checksum>`:
+//! prefix 2–8 lowercase letters, key id 12 characters, checksum the last 6 characters
+//! (CRC32 of everything before them, in base62), the secret fills the rest: 36 to 42
+//! characters, 214 to 250 bits of OS randomness.
+
+use std::fmt;
+
+use crate::domain::secret::{BASE62, random_base62};
+
+pub const KEY_LEN: usize = 64;
+pub const KEY_ID_LEN: usize = 12;
+pub const CHECKSUM_LEN: usize = 6;
+
+/// A full key in memory. Never printed, never stored.
+pub struct PlainKey(String);
+
+impl fmt::Debug for PlainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PlainKey([redacted])")
+    }
+}
+
+/// What is stored: the blake3 hash (hex) of the full key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyHash(pub String);
+
+impl KeyHash {
+    pub fn of(digest: [u8; 32]) -> Self {
+        KeyHash(blake3::Hash::from(digest).to_hex().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest behind a stored hex hash; `None` for a malformed row.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        blake3::Hash::from_hex(&self.0).ok().map(|h| *h.as_bytes())
+    }
+}
+
+/// The public parts of a key, kept beside the hash for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyParts {
+    pub prefix: String,
+    pub key_id: String,
+    pub last_four: String,
+}
+
+impl KeyParts {
+    /// `lk_3fQ9aZx1Lm0P…wXyz`: what tables show.
+    pub fn obfuscated(&self) -> String {
+        obfuscate(&self.prefix, &self.key_id, &self.last_four)
+    }
+}
+
+pub fn obfuscate(prefix: &str, key_id: &str, last_four: &str) -> String {
+    format!("{prefix}_{key_id}…{last_four}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFormatError {
+    Length,
+    Structure,
+    Prefix,
+    Charset,
+    Checksum,
+}
+
+impl PlainKey {
+    /// A new key from the OS random source.
+    pub fn generate(prefix: &str) -> (PlainKey, KeyParts) {
+        let key_id = random_base62(KEY_ID_LEN);
+        let secret_len = KEY_LEN - prefix.len() - 1 - KEY_ID_LEN - 1 - CHECKSUM_LEN;
+        let secret = random_base62(secret_len);
+        let body = format!("{prefix}_{key_id}_{secret}");
+        let full = format!("{body}{}", checksum(&body));
+        let parts = KeyParts {
+            prefix: prefix.to_owned(),
+            key_id,
+            last_four: full[KEY_LEN - 4..].to_owned(),
+        };
+        (PlainKey(full), parts)
+    }
+
+    /// Checks the shape and the checksum without any database lookup. Accepts any
+    /// 2–8 letter prefix so keys survive a change of the configured prefix.
+    pub fn parse(input: &str) -> Result<(PlainKey, KeyParts), KeyFormatError> {
+        if input.len() != KEY_LEN {
+            return Err(KeyFormatError::Length);
+        }
+        if !input.is_ascii() {
+            return Err(KeyFormatError::Charset);
+        }
+        let mut pieces = input.splitn(3, '_');
+        let (Some(prefix), Some(key_id), Some(rest)) =
+            (pieces.next(), pieces.next(), pieces.next())
+        else {
+            return Err(KeyFormatError::Structure);
+        };
+        if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(KeyFormatError::Prefix);
+        }
+        if key_id.len() != KEY_ID_LEN || rest.len() <= CHECKSUM_LEN {
+            return Err(KeyFormatError::Structure);
+        }
+        if !key_id
+            .bytes()
+            .chain(rest.bytes())
+            .all(|b| BASE62.contains(&b))
+        {
+            return Err(KeyFormatError::Charset);
+        }
+        let (body, sum) = input.split_at(KEY_LEN - CHECKSUM_LEN);
+        if checksum(body) != sum {
+            return Err(KeyFormatError::Checksum);
+        }
+        let parts = KeyParts {
+            prefix: prefix.to_owned(),
+            key_id: key_id.to_owned(),
+            last_four: input[KEY_LEN - 4..].to_owned(),
+        };
+        Ok((PlainKey(input.to_owned()), parts))
+    }
+
+    pub fn hash(&self) -> KeyHash {
+        KeyHash::of(self.digest())
+    }
+
+    /// The raw blake3 digest: what the in-memory verification cache is keyed by.
+    pub fn digest(&self) -> [u8; 32] {
+        *blake3::hash(self.0.as_bytes()).as_bytes()
+    }
+
+    /// The one door out: used only where the key is shown once (reveal modal, create
+    /// API response).
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Is `s` shaped like a key id (12 base62 characters)?
+pub fn looks_like_key_id(s: &str) -> bool {
+    s.len() == KEY_ID_LEN && s.bytes().all(|b| BASE62.contains(&b))
+}
+
+/// CRC32 of `body` as 6 base62 characters (62^6 > 2^32, so every value fits).
+fn checksum(body: &str) -> String {
+    let mut n = crc32fast::hash(body.as_bytes()) as u64;
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_documented_format() {
+        for prefix in ["lk", "abcdefgh", "acme"] {
+            let (key, parts) = PlainKey::generate(prefix);
+            let s = key.reveal();
+            assert_eq!(s.len(), KEY_LEN);
+            assert!(s.starts_with(&format!("{prefix}_{}_", parts.key_id)));
+            assert_eq!(parts.key_id.len(), KEY_ID_LEN);
+            assert!(s.ends_with(&parts.last_four));
+            let secret_len = KEY_LEN - prefix.len() - 2 - KEY_ID_LEN - CHECKSUM_LEN;
+            // log2(62) * characters >= 200 bits for every allowed prefix.
+            assert!(
+                secret_len as f64 * 62f64.log2() >= 200.0,
+                "{prefix}: {secret_len}"
+            );
+            let (parsed, pparts) = PlainKey::parse(s).expect("a generated key parses");
+            assert_eq!(pparts, parts);
+            assert_eq!(parsed.hash(), key.hash());
+        }
+    }
+
+    #[test]
+    fn keys_are_unique() {
+        let a = PlainKey::generate("lk").0;
+        let b = PlainKey::generate("lk").0;
+        assert_ne!(a.reveal(), b.reveal());
+    }
+
+    #[test]
+    fn every_single_character_change_is_caught() {
+        let (key, _) = PlainKey::generate("lk");
+        let s = key.reveal().as_bytes().to_vec();
+        let alphabet: Vec<u8> = BASE62.iter().copied().chain([b'_', b'-', b' ']).collect();
+        for i in 0..s.len() {
+            for &c in &alphabet {
+                if c == s[i] {
+                    continue;
+                }
+                let mut t = s.clone();
+                t[i] = c;
+                let t = String::from_utf8(t).unwrap();
+                assert!(
+                    PlainKey::parse(&t).is_err(),
+                    "change at {i} to {} accepted",
+                    c as char
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_strings_are_rejected_without_panicking() {
+        let (key, _) = PlainKey::generate("lk");
+        let good = key.reveal().to_owned();
+        let cases = [
+            String::new(),
+            "lk_".into(),
+            "x".repeat(64),
+            "_".repeat(64),
+            format!("{}é", &good[..62]),
+            "é".repeat(32),
+            good[..63].to_owned(),
+            format!("{good}a"),
+            good.replacen("lk", "LK", 1),
+            good.replacen('_', "-", 1),
+            format!("lk__{}", &good[4..]),
+            "\0".repeat(64),
+            format!("{}\n", &good[..63]),
+            "lk_AAAAAAAAAAAA_".to_owned() + &"A".repeat(48),
+        ];
+        for c in cases {
+            assert!(PlainKey::parse(&c).is_err(), "accepted {c:?}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let (key, _) = PlainKey::generate("lk");
+        let printed = format!("{key:?}");
+        assert!(!printed.contains(key.reveal()));
+        assert!(!printed.contains(&key.reveal()[3..15]));
+    }
+
+    #[test]
+    fn obfuscation_shows_prefix_id_and_last_four() {
+        let parts = KeyParts {
+            prefix: "lk".into(),
+            key_id: "3fQ9aZx1Lm0P".into(),
+            last_four: "wXyz".into(),
+        };
+        assert_eq!(parts.obfuscated(), "lk_3fQ9aZx1Lm0P…wXyz");
+    }
+
+    #[test]
+    fn the_checksum_is_six_base62_characters() {
+        assert_eq!(checksum("").len(), 6);
+        assert_eq!(checksum("lk_abc").len(), 6);
+        assert_ne!(checksum("a"), checksum("b"));
+    }
+}

@@ -1,0 +1,449 @@
+//! Everything about a key except the key itself, parsed from what a person typed
+//! (dashboard form) or sent (JSON API). Parsing returns either valid settings or the
+//! message for each field that is wrong, so forms can show errors beside the fields
+//! and keep what was typed.
+
+use ipnetwork::IpNetwork;
+use time::PrimitiveDateTime;
+use time::macros::format_description;
+
+pub const NAME_MAX: usize = 100;
+pub const DESCRIPTION_MAX: usize = 500;
+pub const URL_MAX: usize = 2000;
+pub const CIDRS_MAX: usize = 50;
+
+/// What a form or request carried, as text, before parsing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyInput {
+    pub name: String,
+    pub description: String,
+    pub expires_at: String,
+    pub scopes: Vec<String>,
+    pub cidrs: Vec<String>,
+    pub postback_url: String,
+    pub off_the_record: bool,
+    pub enabled: bool,
+}
+
+/// Valid settings, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    pub name: String,
+    pub description: Option<String>,
+    pub expires_at: Option<PrimitiveDateTime>,
+    /// Sorted, deduplicated, each one of the deployment's scopes.
+    pub scopes: Vec<String>,
+    /// Normalised networks; empty means any address.
+    pub cidrs: Vec<IpNetwork>,
+    pub postback_url: Option<String>,
+    pub off_the_record: bool,
+    pub enabled: bool,
+}
+
+impl KeySettings {
+    pub fn scopes_text(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    pub fn cidrs_text(&self) -> String {
+        self.cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The message beside each field; `cidrs` has one slot per typed network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyErrors {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub expires_at: Option<String>,
+    pub scopes: Option<String>,
+    pub cidrs: Vec<Option<String>>,
+    pub postback_url: Option<String>,
+}
+
+impl KeyErrors {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.expires_at.is_none()
+            && self.scopes.is_none()
+            && self.cidrs.iter().all(Option::is_none)
+            && self.postback_url.is_none()
+    }
+
+    pub fn cidr(&self, i: usize) -> Option<&str> {
+        self.cidrs.get(i).and_then(|e| e.as_deref())
+    }
+
+    /// `(field, message)` pairs for the JSON API.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut push = |f: &str, m: &Option<String>| {
+            if let Some(m) = m {
+                out.push((f.to_owned(), m.clone()));
+            }
+        };
+        push("name", &self.name);
+        push("description", &self.description);
+        push("expires_at", &self.expires_at);
+        push("scopes", &self.scopes);
+        push("postback_url", &self.postback_url);
+        for (i, e) in self.cidrs.iter().enumerate() {
+            if let Some(m) = e {
+                out.push((format!("allowed_cidrs[{i}]"), m.clone()));
+            }
+        }
+        out
+    }
+}
+
+impl KeyInput {
+    /// `now` decides whether an expiry is in the past; an expiry equal to
+    /// `existing_expiry` (editing a key without touching its expiry) is accepted as is.
+    #[expect(
+        clippy::result_large_err,
+        reason = "errors are the common, cheap path of a form; boxing buys nothing"
+    )]
+    pub fn parse(
+        &self,
+        allowed_scopes: &[String],
+        now: PrimitiveDateTime,
+        existing_expiry: Option<PrimitiveDateTime>,
+    ) -> Result<KeySettings, KeyErrors> {
+        let mut errors = KeyErrors::default();
+        let name = parse_name(&self.name)
+            .map_err(|e| errors.name = Some(e))
+            .ok();
+        let description = parse_description(&self.description)
+            .map_err(|e| errors.description = Some(e))
+            .ok();
+        let expires_at = parse_expiry(&self.expires_at)
+            .and_then(|t| match t {
+                Some(t) if t <= now && Some(t) != existing_expiry => Err(
+                    "Choose a time in the future, or leave empty for a key that never expires."
+                        .into(),
+                ),
+                other => Ok(other),
+            })
+            .map_err(|e| errors.expires_at = Some(e))
+            .ok();
+        let scopes = parse_scopes(&self.scopes, allowed_scopes)
+            .map_err(|e| errors.scopes = Some(e))
+            .ok();
+        let typed: Vec<&String> = self.cidrs.iter().collect();
+        let mut cidrs = Vec::new();
+        errors.cidrs = typed
+            .iter()
+            .map(|c| {
+                if c.trim().is_empty() {
+                    return None;
+                }
+                match parse_cidr(c) {
+                    Ok(n) => {
+                        if !cidrs.contains(&n) {
+                            cidrs.push(n);
+                        }
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            })
+            .collect();
+        if cidrs.len() > CIDRS_MAX {
+            errors
+                .cidrs
+                .push(Some(format!("Use at most {CIDRS_MAX} networks.")));
+        }
+        let postback_url = parse_postback_url(&self.postback_url)
+            .map_err(|e| errors.postback_url = Some(e))
+            .ok();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        match (name, description, expires_at, scopes, postback_url) {
+            (Some(name), Some(description), Some(expires_at), Some(scopes), Some(postback_url)) => {
+                Ok(KeySettings {
+                    name,
+                    description,
+                    expires_at,
+                    scopes,
+                    cidrs,
+                    postback_url,
+                    off_the_record: self.off_the_record,
+                    enabled: self.enabled,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+pub fn parse_name(input: &str) -> Result<String, String> {
+    let name = input.trim();
+    if name.is_empty() {
+        return Err("Enter a name.".into());
+    }
+    if name.chars().count() > NAME_MAX {
+        return Err(format!("Use at most {NAME_MAX} characters."));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("Control characters are not allowed.".into());
+    }
+    Ok(name.to_owned())
+}
+
+fn parse_description(input: &str) -> Result<Option<String>, String> {
+    let d = input.trim();
+    if d.is_empty() {
+        return Ok(None);
+    }
+    if d.chars().count() > DESCRIPTION_MAX {
+        return Err(format!("Use at most {DESCRIPTION_MAX} characters."));
+    }
+    if d.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err("Control characters are not allowed.".into());
+    }
+    Ok(Some(d.to_owned()))
+}
+
+/// `YYYY-MM-DDTHH:MM` (what `<input type="datetime-local">` sends), with optional
+/// seconds and an optional trailing `Z`; always UTC.
+pub fn parse_expiry(input: &str) -> Result<Option<PrimitiveDateTime>, String> {
+    let s = input.trim().trim_end_matches('Z');
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let with_seconds = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let without = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let s = s.replacen(' ', "T", 1);
+    PrimitiveDateTime::parse(&s, &with_seconds)
+        .or_else(|_| PrimitiveDateTime::parse(&s, &without))
+        .map(Some)
+        .map_err(|_| "Enter a date and time like 2027-01-31T18:00 (UTC).".into())
+}
+
+fn parse_scopes(input: &[String], allowed: &[String]) -> Result<Vec<String>, String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for s in input.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if !allowed.iter().any(|a| a == s) {
+            let shown: String = s.chars().take(40).collect();
+            return Err(format!(
+                "Unknown scope \"{shown}\". Choose from: {}.",
+                allowed.join(", ")
+            ));
+        }
+        if !scopes.iter().any(|x| x == s) {
+            scopes.push(s.to_owned());
+        }
+    }
+    scopes.sort();
+    Ok(scopes)
+}
+
+/// An IPv4 or IPv6 network (`203.0.113.0/24`, `2001:db8::/32`) or a single address.
+/// A network with host bits set is refused with the network it probably meant.
+pub fn parse_cidr(input: &str) -> Result<IpNetwork, String> {
+    let s = input.trim();
+    if s.len() > 64 {
+        return Err("That is not an IP network.".into());
+    }
+    let net: IpNetwork = s.parse().map_err(|_| {
+        format!(
+            "\"{}\" is not an IPv4 or IPv6 network (like 203.0.113.0/24 or 2001:db8::/32).",
+            s.chars().take(64).collect::<String>()
+        )
+    })?;
+    let normal = IpNetwork::new(net.network(), net.prefix())
+        .map_err(|_| "That is not an IP network.".to_owned())?;
+    if normal.ip() != net.ip() {
+        return Err(format!("Host bits are set: did you mean {normal}?"));
+    }
+    Ok(normal)
+}
+
+pub fn parse_postback_url(input: &str) -> Result<Option<String>, String> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if s.len() > URL_MAX {
+        return Err(format!("Use at most {URL_MAX} characters."));
+    }
+    let lower = s.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(|| "Enter an http:// or https:// URL.".to_owned())?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let bare = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    if bare.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "Enter a complete URL with a host, like https://example.com/hooks/latchkey.".into(),
+        );
+    }
+    if !bare
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b))
+    {
+        return Err("The host of this URL is not valid.".into());
+    }
+    Ok(Some(s.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn scopes() -> Vec<String> {
+        vec!["keys:read".into(), "keys:write".into(), "verify".into()]
+    }
+
+    fn input() -> KeyInput {
+        KeyInput {
+            name: "Billing".into(),
+            enabled: true,
+            ..KeyInput::default()
+        }
+    }
+
+    const NOW: PrimitiveDateTime = datetime!(2026-11-22 10:00);
+
+    #[test]
+    fn a_minimal_key_is_valid() {
+        let s = input().parse(&scopes(), NOW, None).unwrap();
+        assert_eq!(s.name, "Billing");
+        assert_eq!(s.description, None);
+        assert!(s.cidrs.is_empty());
+        assert!(s.enabled);
+    }
+
+    #[test]
+    fn every_field_reports_its_own_error() {
+        let bad = KeyInput {
+            name: " ".into(),
+            description: "x".repeat(501),
+            expires_at: "2020-01-01T00:00".into(),
+            scopes: vec!["admin:all".into()],
+            cidrs: vec!["10.0.0.0/8".into(), "10.0.0.1/8".into(), "nope".into()],
+            postback_url: "ftp://example.com".into(),
+            ..KeyInput::default()
+        };
+        let e = bad.parse(&scopes(), NOW, None).unwrap_err();
+        assert!(e.name.is_some());
+        assert!(e.description.is_some());
+        assert!(e.expires_at.unwrap().contains("future"));
+        assert!(e.scopes.unwrap().contains("Unknown scope"));
+        assert_eq!(e.cidrs[0], None);
+        assert!(
+            e.cidrs[1]
+                .as_ref()
+                .unwrap()
+                .contains("did you mean 10.0.0.0/8")
+        );
+        assert!(e.cidrs[2].is_some());
+        assert!(e.postback_url.is_some());
+    }
+
+    #[test]
+    fn cidrs_accept_v4_v6_and_single_addresses() {
+        assert_eq!(
+            parse_cidr("203.0.113.0/24").unwrap().to_string(),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            parse_cidr("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
+        assert_eq!(
+            parse_cidr("198.51.100.7").unwrap().to_string(),
+            "198.51.100.7/32"
+        );
+        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "300.1.1.1",
+            "10.0.0.0/-1",
+            "abc",
+            "1.2.3.4/8/8",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn postback_urls_must_be_http_or_https_with_a_host() {
+        assert!(
+            parse_postback_url("https://example.com/hook")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            parse_postback_url("http://127.0.0.1:9000/x?y=1")
+                .unwrap()
+                .is_some()
+        );
+        assert!(parse_postback_url("https://[::1]:8443/").unwrap().is_some());
+        assert_eq!(parse_postback_url("").unwrap(), None);
+        for bad in [
+            "javascript:alert(1)",
+            "https://",
+            "http:///path",
+            "example.com",
+            "https://exa mple.com",
+            "https://<x>/",
+        ] {
+            assert!(parse_postback_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes_are_sorted_and_deduplicated() {
+        let i = KeyInput {
+            scopes: vec!["verify".into(), "keys:read".into(), "verify".into()],
+            ..input()
+        };
+        assert_eq!(
+            i.parse(&scopes(), NOW, None).unwrap().scopes,
+            vec!["keys:read", "verify"]
+        );
+    }
+
+    #[test]
+    fn expiry_parses_datetime_local_and_keeps_an_unchanged_past_value() {
+        assert_eq!(
+            parse_expiry("2027-01-31T18:00").unwrap(),
+            Some(datetime!(2027-01-31 18:00))
+        );
+        assert_eq!(
+            parse_expiry("2027-01-31T18:00:05Z").unwrap(),
+            Some(datetime!(2027-01-31 18:00:05))
+        );
+        assert!(parse_expiry("tomorrow").is_err());
+        let past = datetime!(2026-01-01 00:00);
+        let i = KeyInput {
+            expires_at: "2026-01-01T00:00".into(),
+            ..input()
+        };
+        assert!(
+            i.parse(&scopes(), NOW, Some(past)).is_ok(),
+            "editing other fields of an expired key works"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+pub mod clock;
+pub mod grace;
+pub mod key;
+pub mod key_settings;
+pub mod list;
+pub mod names;
+pub mod password;
+pub mod role;
+pub mod secret;
+pub mod throttle;

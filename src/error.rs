@@ -1,0 +1,321 @@
+//! `AppError` and THE one place errors become HTTP responses.
+//!
+//! Handlers return `Result<_, AppError>`. `AppError::error_response` gives a plain
+//! answer with the right status; the [`render_errors`] middleware then replaces it
+//! with what the caller can use, because only there is the request known:
+//! - an htmx request gets a toast fragment retargeted into `#toasts` (and an expired
+//!   session gets `HX-Redirect: /login`);
+//! - `/api/` gets a JSON error;
+//! - everything else gets a full error page.
+//!
+//! Errors are logged once, here. Form validation is not an error: handlers re-render
+//! the form with 422 and the typed values.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::db::DbError;
+use crate::htmx;
+use crate::views::errors::{ErrorPage, Toast};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("login required")]
+    Unauthenticated,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the service is temporarily unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn forbidden() -> Self {
+        AppError::Forbidden("You do not have permission to do that.".into())
+    }
+
+    /// The sentence shown to the person; internal details stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::NotFound => {
+                "That page or item does not exist (it may have been deleted).".into()
+            }
+            AppError::BadRequest(m) | AppError::Forbidden(m) | AppError::Conflict(m) => m.clone(),
+            AppError::Unauthenticated => "Your session has ended. Please log in again.".into(),
+            AppError::Unavailable(_) => {
+                "The service is busy or the database is unreachable. Please try again in a moment."
+                    .into()
+            }
+            AppError::Internal(_) => {
+                "Something went wrong on our side. The problem has been logged.".into()
+            }
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            AppError::NotFound => "Not found",
+            AppError::BadRequest(_) => "Bad request",
+            AppError::Forbidden(_) => "Not allowed",
+            AppError::Unauthenticated => "Login required",
+            AppError::Conflict(_) => "Conflict",
+            AppError::Unavailable(_) => "Unavailable",
+            AppError::Internal(_) => "Error",
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AppError::NotFound => "NOT_FOUND",
+            AppError::BadRequest(_) => "BAD_REQUEST",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::Conflict(_) => "CONFLICT",
+            AppError::Unavailable(_) => "UNAVAILABLE",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .content_type("text/plain; charset=utf-8")
+            .body(self.public_message())
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(e) => AppError::Unavailable(e.to_string()),
+            DbError::Canceled => AppError::Unavailable("blocking pool canceled".into()),
+            DbError::Query(diesel::result::Error::DatabaseError(_, info)) => {
+                AppError::Internal(format!("database error: {}", info.message()))
+            }
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        AppError::Internal(format!("template error: {e}"))
+    }
+}
+
+impl From<actix_session::SessionGetError> for AppError {
+    fn from(_: actix_session::SessionGetError) -> Self {
+        AppError::Unauthenticated
+    }
+}
+
+impl From<actix_session::SessionInsertError> for AppError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        AppError::Internal(format!("session error: {e}"))
+    }
+}
+
+/// An error of the JSON API: a status, a stable machine code, a sentence, and the
+/// message of each invalid field. Rendered as
+/// `{"error": {"code": ..., "message": ..., "fields": {...}}}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "No such key in your reach.",
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let fields: serde_json::Map<String, serde_json::Value> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let mut body =
+            serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        if !fields.is_empty() {
+            body["error"]["fields"] = serde_json::Value::Object(fields);
+        }
+        HttpResponse::build(self.status).json(body)
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        if let AppError::Internal(detail) | AppError::Unavailable(detail) = &e {
+            tracing::error!(error = %detail, "api request failed");
+        }
+        ApiError::new(e.status_code(), e.code(), e.public_message())
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::from(AppError::from(e))
+    }
+}
+
+/// Renders a template into a response with the given status.
+pub fn render(status: StatusCode, template: &impl Template) -> Result<HttpResponse, AppError> {
+    let body = template.render()?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// Middleware: turns a response that carries an error into the shape the caller wants.
+/// Errors from extractors (bad form, bad query) arrive here too, as 400s.
+pub async fn render_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let is_htmx = htmx::is_htmx(req.headers());
+    let is_api = req.path().starts_with("/api/");
+    let res = next.call(req).await?;
+    let Some(err) = res.response().error() else {
+        return Ok(res.map_into_boxed_body());
+    };
+    if err.as_error::<ApiError>().is_some() {
+        // Already in the API's JSON shape.
+        return Ok(res.map_into_boxed_body());
+    }
+    let status = res.status();
+    let (message, title, code) = match err.as_error::<AppError>() {
+        Some(app) => {
+            match app {
+                AppError::Internal(detail) | AppError::Unavailable(detail) => {
+                    tracing::error!(status = status.as_u16(), error = %detail, "request failed");
+                }
+                other => {
+                    tracing::debug!(status = status.as_u16(), error = %other, "request refused")
+                }
+            }
+            (app.public_message(), app.title(), app.code())
+        }
+        None => {
+            // actix's own errors (payload too large, bad form, unknown route...). Their
+            // text describes the input, never secrets, but keep 5xx details in the log.
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), error = %err, "request failed");
+                (
+                    "Something went wrong on our side. The problem has been logged.".to_owned(),
+                    "Error",
+                    "INTERNAL",
+                )
+            } else {
+                tracing::debug!(status = status.as_u16(), error = %err, "request refused");
+                (
+                    client_message(status, &err.to_string()),
+                    "Bad request",
+                    "BAD_REQUEST",
+                )
+            }
+        }
+    };
+    let (req, _) = res.into_parts();
+    let response = if is_api {
+        HttpResponse::build(status).json(serde_json::json!({
+            "error": { "code": code, "message": message }
+        }))
+    } else if is_htmx && status == StatusCode::UNAUTHORIZED {
+        HttpResponse::build(status)
+            .insert_header(("HX-Redirect", "/login"))
+            .finish()
+    } else if is_htmx {
+        let toast = Toast::error(&message);
+        let mut r = HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(toast.render().unwrap_or_default());
+        r.headers_mut()
+            .insert(htmx::HX_RETARGET, HeaderValue::from_static("#toasts"));
+        r.headers_mut()
+            .insert(htmx::HX_RESWAP, HeaderValue::from_static("beforeend"));
+        r
+    } else if status == StatusCode::UNAUTHORIZED {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/login"))
+            .finish()
+    } else {
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message: &message,
+        };
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(page.render().unwrap_or_else(|_| message.clone()))
+    };
+    Ok(ServiceResponse::new(req, response))
+}
+
+fn client_message(status: StatusCode, detail: &str) -> String {
+    match status {
+        StatusCode::NOT_FOUND => {
+            "That page or item does not exist (it may have been deleted).".into()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => "That action is not available here.".into(),
+        StatusCode::PAYLOAD_TOO_LARGE => "The request is too large.".into(),
+        _ => {
+            let mut d: String = detail.chars().take(200).collect();
+            if d.is_empty() {
+                d = "The request could not be understood.".into();
+            }
+            d
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Latchkey: a self-hosted API key manager. `main.rs` is a thin shell around
+//! [`startup::Application`]; the integration tests start the same application.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod htmx;
+pub mod metrics;
+pub mod net;
+pub mod postback;
+pub mod routes;
+pub mod session;
+pub mod startup;
+pub mod telemetry;
+pub mod usage;
+pub mod verification;
+pub mod views;

@@ -1,0 +1,42 @@
+use clap::Parser;
+
+use latchkey::cli::run_user_command;
+use latchkey::config::{Cli, Command};
+use latchkey::startup::Application;
+use latchkey::telemetry;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.settings),
+        Command::User(cmd) => match run_user_command(&cli.settings, cmd) {
+            Ok(msg) => {
+                println!("{msg}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(settings: latchkey::config::Settings) -> std::process::ExitCode {
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("Latchkey listening on http://{}", app.addr());
+        tracing::info!(addr = %app.addr(), "listening");
+        app.run_until_stopped().await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

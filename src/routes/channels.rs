@@ -1,0 +1,274 @@
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderValue;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::db::{self, channels};
+use crate::domain::names::{ChannelName, parse_key_limit};
+use crate::domain::role::Action;
+use crate::error::{AppError, render};
+use crate::htmx::{self, HxRequest};
+use crate::routes::auth::see_other;
+use crate::session::CurrentUser;
+use crate::startup::AppState;
+use crate::views::Shell;
+use crate::views::channels::{
+    ChannelForm, ChannelFormPage, ChannelFormValues, ChannelModal, ChannelsPage, ChannelsTable,
+};
+use crate::views::errors::{ModalCloseOob, Toast, ToastOob};
+
+async fn load_table(state: &AppState, user: &CurrentUser) -> Result<ChannelsTable, AppError> {
+    let list = db::run(&state.pool, channels::list).await?;
+    Ok(ChannelsTable::new(
+        list,
+        user.may(Action::ManageChannels),
+        state.settings.max_keys_per_channel,
+    ))
+}
+
+pub async fn list_channels(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    hx: HxRequest,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ViewChannels)?;
+    let table = load_table(&state, &user).await?;
+    if hx.targets("channels-table") {
+        return render(StatusCode::OK, &table);
+    }
+    render(
+        StatusCode::OK,
+        &ChannelsPage {
+            shell: Shell::for_user(&user, "/channels"),
+            table,
+        },
+    )
+}
+
+/// The form, as a modal for htmx or as a page without JavaScript.
+fn form_response(
+    user: &CurrentUser,
+    hx: &HxRequest,
+    status: StatusCode,
+    mut form: ChannelForm,
+) -> Result<HttpResponse, AppError> {
+    if hx.is_htmx {
+        if hx.targets("modal") {
+            form.in_modal = true;
+            return render(status, &ChannelModal { form });
+        }
+        // A re-rendered form replacing itself inside the open dialog.
+        form.in_modal = true;
+        return render(status, &form);
+    }
+    render(
+        status,
+        &ChannelFormPage {
+            shell: Shell::for_user(user, "/channels"),
+            form,
+        },
+    )
+}
+
+pub async fn new_channel(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    hx: HxRequest,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageChannels)?;
+    let form = ChannelForm {
+        channel_id: None,
+        is_system: false,
+        values: ChannelFormValues::default(),
+        default_limit: state.settings.max_keys_per_channel,
+        csrf: user.csrf.clone(),
+        in_modal: false,
+    };
+    form_response(&user, &hx, StatusCode::OK, form)
+}
+
+pub async fn edit_channel(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    hx: HxRequest,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageChannels)?;
+    let id = path.into_inner();
+    let channel = db::run(&state.pool, move |c| channels::find(c, id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let form = ChannelForm {
+        channel_id: Some(channel.id),
+        is_system: channel.is_system,
+        values: ChannelFormValues {
+            name: channel.name,
+            key_limit: channel.key_limit.map(|n| n.to_string()).unwrap_or_default(),
+            ..ChannelFormValues::default()
+        },
+        default_limit: state.settings.max_keys_per_channel,
+        csrf: user.csrf.clone(),
+        in_modal: false,
+    };
+    form_response(&user, &hx, StatusCode::OK, form)
+}
+
+#[derive(Deserialize)]
+pub struct ChannelFormInput {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    key_limit: String,
+}
+
+/// Parses the form; on failure returns the values with messages for re-rendering.
+fn parse_form(input: &ChannelFormInput) -> Result<(ChannelName, Option<i64>), ChannelFormValues> {
+    let name = ChannelName::parse(&input.name);
+    let limit = parse_key_limit(&input.key_limit);
+    match (name, limit) {
+        (Ok(n), Ok(l)) => Ok((n, l)),
+        (n, l) => Err(ChannelFormValues {
+            name: input.name.clone(),
+            key_limit: input.key_limit.clone(),
+            name_error: n.err(),
+            key_limit_error: l.err(),
+        }),
+    }
+}
+
+const NAME_TAKEN: &str = "A channel with this name already exists.";
+
+pub async fn create_channel(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    hx: HxRequest,
+    input: web::Form<ChannelFormInput>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageChannels)?;
+    let form = |values| ChannelForm {
+        channel_id: None,
+        is_system: false,
+        values,
+        default_limit: state.settings.max_keys_per_channel,
+        csrf: user.csrf.clone(),
+        in_modal: false,
+    };
+    let (name, limit) = match parse_form(&input) {
+        Ok(parsed) => parsed,
+        Err(values) => {
+            return form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values));
+        }
+    };
+    let actor = user.actor();
+    let result = db::run(&state.pool, move |c| {
+        channels::insert(c, &actor, name.as_str(), limit)
+    })
+    .await;
+    match result {
+        Ok(channel) => {
+            saved(
+                &state,
+                &user,
+                &hx,
+                &format!("Channel \"{}\" created.", channel.name),
+            )
+            .await
+        }
+        Err(e) if e.is_unique_violation() => {
+            let values = ChannelFormValues {
+                name: input.name.clone(),
+                key_limit: input.key_limit.clone(),
+                name_error: Some(NAME_TAKEN.into()),
+                key_limit_error: None,
+            };
+            form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn update_channel(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    hx: HxRequest,
+    path: web::Path<i64>,
+    input: web::Form<ChannelFormInput>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageChannels)?;
+    let id = path.into_inner();
+    let existing = db::run(&state.pool, move |c| channels::find(c, id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let form = |values| ChannelForm {
+        channel_id: Some(id),
+        is_system: existing.is_system,
+        values,
+        default_limit: state.settings.max_keys_per_channel,
+        csrf: user.csrf.clone(),
+        in_modal: false,
+    };
+    let (name, limit) = match parse_form(&input) {
+        Ok(parsed) => parsed,
+        Err(values) => {
+            return form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values));
+        }
+    };
+    let actor = user.actor();
+    let result = db::run(&state.pool, move |c| {
+        channels::update(c, &actor, id, name.as_str(), limit)
+    })
+    .await;
+    match result {
+        Ok(Some(channel)) => {
+            saved(
+                &state,
+                &user,
+                &hx,
+                &format!("Channel \"{}\" saved.", channel.name),
+            )
+            .await
+        }
+        Ok(None) => Err(AppError::NotFound),
+        Err(e) if e.is_unique_violation() => {
+            let values = ChannelFormValues {
+                name: input.name.clone(),
+                key_limit: input.key_limit.clone(),
+                name_error: Some(NAME_TAKEN.into()),
+                key_limit_error: None,
+            };
+            form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// After a successful save: htmx gets the fresh table (retargeted), a toast and the
+/// dialog closed; a plain form post is redirected back to the list.
+async fn saved(
+    state: &AppState,
+    user: &CurrentUser,
+    hx: &HxRequest,
+    message: &str,
+) -> Result<HttpResponse, AppError> {
+    if !hx.is_htmx {
+        return Ok(see_other("/channels"));
+    }
+    let table = load_table(state, user).await?;
+    let body = table.render()?
+        + &ToastOob {
+            toast: Toast::success(message),
+        }
+        .render()?
+        + &ModalCloseOob { id: "modal" }.render()?;
+    let mut res = HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body);
+    res.headers_mut().insert(
+        htmx::HX_RETARGET,
+        HeaderValue::from_static("#channels-table"),
+    );
+    res.headers_mut()
+        .insert(htmx::HX_RESWAP, HeaderValue::from_static("outerHTML"));
+    Ok(res)
+}

@@ -1,0 +1,281 @@
+//! The Users page (admins): create, change role, disable/enable, reset password.
+//! Plain forms that post and redirect; every change is audited.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::db::audit::{self, Event};
+use crate::db::users::{self, UserChangeError};
+use crate::db::{self};
+use crate::domain::names::Username;
+use crate::domain::password;
+use crate::domain::role::{Action, Role};
+use crate::error::{AppError, render};
+use crate::routes::auth::see_other;
+use crate::session::{self as sess, CurrentUser};
+use crate::startup::AppState;
+use crate::views::Shell;
+use crate::views::users::{NewUserValues, UserRow, UsersPage};
+
+async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    session: &Session,
+    status: StatusCode,
+    form: NewUserValues,
+    alert: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let list = db::run(&state.pool, users::list).await?;
+    let me = user.user.id;
+    let view = UsersPage {
+        shell: Shell::for_user(user, "/users").with_flash(sess::take_flash(session)),
+        rows: list.iter().map(|u| UserRow::new(u, me)).collect(),
+        form,
+        roles: Role::ALL.to_vec(),
+        alert,
+    };
+    render(status, &view)
+}
+
+pub async fn list_users(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageUsers)?;
+    let form = NewUserValues {
+        role: Role::Operator.as_str().into(),
+        ..NewUserValues::default()
+    };
+    page(&state, &user, &session, StatusCode::OK, form, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewUserInput {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn create_user(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    session: Session,
+    input: web::Form<NewUserInput>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageUsers)?;
+    let name = Username::parse(&input.username);
+    let role = Role::parse(&input.role).ok_or_else(|| "Choose a role.".to_owned());
+    let pw = password::validate(&input.password);
+    let (name, role) = match (name, role, pw) {
+        (Ok(n), Ok(r), Ok(())) => (n, r),
+        (n, r, p) => {
+            let form = NewUserValues {
+                username: input.username.clone(),
+                role: input.role.clone(),
+                username_error: n.err(),
+                role_error: r.err(),
+                password_error: p.err(),
+            };
+            return page(
+                &state,
+                &user,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                None,
+            )
+            .await;
+        }
+    };
+    let plain = input.password.clone();
+    let actor = user.actor();
+    let created = db::run(&state.pool, move |c| {
+        let hash = password::hash(&plain).map_err(db::DbError::Config)?;
+        let u = users::insert(c, name.as_str(), &hash, role)?;
+        audit::record(
+            c,
+            &actor,
+            Event {
+                action: "user.create",
+                details: format!("created user {} ({})", u.username, role),
+                ..Event::default()
+            },
+        )?;
+        Ok(u)
+    })
+    .await;
+    match created {
+        Ok(u) => {
+            sess::set_flash(&session, &format!("User {} created.", u.username))?;
+            Ok(see_other("/users"))
+        }
+        Err(e) if e.is_unique_violation() => {
+            let form = NewUserValues {
+                username: input.username.clone(),
+                role: input.role.clone(),
+                username_error: Some("This username is taken.".into()),
+                ..NewUserValues::default()
+            };
+            page(
+                &state,
+                &user,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RoleInput {
+    #[serde(default)]
+    role: String,
+}
+
+async fn apply_change(
+    state: &AppState,
+    user: &CurrentUser,
+    session: &Session,
+    id: i64,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> Result<HttpResponse, AppError> {
+    let actor = user.actor();
+    let result = db::run(&state.pool, move |c| {
+        Ok(match users::change(c, id, role, disabled) {
+            Ok(u) => {
+                let (action, details) = match (role, disabled) {
+                    (Some(r), _) => ("user.role", format!("{} is now {}", u.username, r)),
+                    (_, Some(true)) => ("user.disable", format!("disabled {}", u.username)),
+                    _ => ("user.enable", format!("enabled {}", u.username)),
+                };
+                audit::record(
+                    c,
+                    &actor,
+                    Event {
+                        action,
+                        details: details.clone(),
+                        ..Event::default()
+                    },
+                )?;
+                Ok(details)
+            }
+            Err(e) => Err(e),
+        })
+    })
+    .await?;
+    match result {
+        Ok(details) => {
+            sess::set_flash(session, &format!("Saved: {details}."))?;
+            Ok(see_other("/users"))
+        }
+        Err(UserChangeError::LastAdmin) => {
+            let alert = "Latchkey needs at least one active admin: make another user admin first."
+                .to_owned();
+            page(
+                state,
+                user,
+                session,
+                StatusCode::CONFLICT,
+                NewUserValues::default(),
+                Some(alert),
+            )
+            .await
+        }
+        Err(UserChangeError::NotFound) => Err(AppError::NotFound),
+        Err(UserChangeError::Db(e)) => Err(e.into()),
+    }
+}
+
+pub async fn change_role(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    session: Session,
+    path: web::Path<i64>,
+    input: web::Form<RoleInput>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageUsers)?;
+    let role =
+        Role::parse(&input.role).ok_or_else(|| AppError::BadRequest("Choose a role.".into()))?;
+    apply_change(&state, &user, &session, path.into_inner(), Some(role), None).await
+}
+
+pub async fn set_disabled(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    session: Session,
+    path: web::Path<(i64, String)>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageUsers)?;
+    let (id, action) = path.into_inner();
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    apply_change(&state, &user, &session, id, None, Some(disabled)).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordInput {
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    session: Session,
+    path: web::Path<i64>,
+    input: web::Form<PasswordInput>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageUsers)?;
+    if let Err(e) = password::validate(&input.password) {
+        return page(
+            &state,
+            &user,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            NewUserValues::default(),
+            Some(format!("Password not changed: {e}")),
+        )
+        .await;
+    }
+    let id = path.into_inner();
+    let plain = input.password.clone();
+    let actor = user.actor();
+    let name = db::run(&state.pool, move |c| {
+        let Some(target) = users::find(c, id)? else {
+            return Ok(None);
+        };
+        let hash = password::hash(&plain).map_err(db::DbError::Config)?;
+        users::set_password(c, id, &hash)?;
+        audit::record(
+            c,
+            &actor,
+            Event {
+                action: "user.password",
+                details: format!("reset the password of {}", target.username),
+                ..Event::default()
+            },
+        )?;
+        Ok(Some(target.username))
+    })
+    .await?
+    .ok_or(AppError::NotFound)?;
+    sess::set_flash(
+        &session,
+        &format!("Password of {name} changed; their sessions have ended."),
+    )?;
+    Ok(see_other("/users"))
+}

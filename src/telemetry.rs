@@ -1,0 +1,57 @@
+//! Structured logs with tracing. Request lines name the method, the path (never the
+//! query string: a pasted key could sit there), the status and the duration.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("LATCHKEY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn log_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let res = next.call(req).await?;
+    let micros = started.elapsed().as_micros() as u64;
+    if let Some(state) = res
+        .request()
+        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+    {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        state.metrics.observe(&route, res.status().as_u16(), micros);
+    }
+    if path.starts_with("/api/") {
+        // The API is recorded in the request log; per-request lines would only slow it.
+        tracing::debug!(method = %method, path = %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "api request");
+        return Ok(res);
+    }
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = res.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(res)
+}

@@ -1,0 +1,276 @@
+//! One key: its settings, last use, usage charts (server-rendered SVG) and request log.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use time::PrimitiveDateTime;
+
+use super::keys::KeyPermissions;
+use super::{Shell, format_time};
+use crate::db::channels::Channel;
+use crate::db::keys::ApiKey;
+use crate::db::usage::{RequestRow, StatusFilter};
+use crate::domain::key::obfuscate;
+
+pub struct Bar {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub label: String,
+    pub count: i64,
+}
+
+/// A bar chart as plain SVG shapes: no script, no chart library.
+pub struct Chart {
+    pub title: String,
+    pub total: i64,
+    pub max: i64,
+    pub bars: Vec<Bar>,
+    pub first_label: String,
+    pub last_label: String,
+}
+
+pub const CHART_W: u32 = 600;
+pub const CHART_H: u32 = 120;
+
+impl Chart {
+    fn new(title: &str, buckets: Vec<(String, i64)>) -> Self {
+        let max = buckets.iter().map(|b| b.1).max().unwrap_or(0);
+        let n = buckets.len().max(1) as u32;
+        let slot = CHART_W / n;
+        let gap = if slot > 6 { 2 } else { 1 };
+        let bars = buckets
+            .iter()
+            .enumerate()
+            .map(|(i, (label, count))| {
+                let h = if max == 0 {
+                    0
+                } else {
+                    ((*count as f64 / max as f64) * f64::from(CHART_H - 4)).round() as u32
+                };
+                let h = if *count > 0 { h.max(2) } else { 0 };
+                Bar {
+                    x: i as u32 * slot,
+                    y: CHART_H - h,
+                    width: slot.saturating_sub(gap).max(1),
+                    height: h,
+                    label: label.clone(),
+                    count: *count,
+                }
+            })
+            .collect();
+        Chart {
+            title: title.to_owned(),
+            total: buckets.iter().map(|b| b.1).sum(),
+            max,
+            first_label: buckets.first().map(|b| b.0.clone()).unwrap_or_default(),
+            last_label: buckets.last().map(|b| b.0.clone()).unwrap_or_default(),
+            bars,
+        }
+    }
+
+    pub fn width(&self) -> u32 {
+        CHART_W
+    }
+
+    pub fn height(&self) -> u32 {
+        CHART_H
+    }
+}
+
+/// Per-day (30) and per-hour (48) charts from hourly counts keyed `YYYY-MM-DD HH`.
+pub fn charts(hourly: &[(String, i64)], now: PrimitiveDateTime) -> (Chart, Chart) {
+    let by_hour: HashMap<&str, i64> = hourly.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let mut by_day: HashMap<String, i64> = HashMap::new();
+    for (k, v) in hourly {
+        *by_day.entry(k.chars().take(10).collect()).or_default() += v;
+    }
+    let day_fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let hour_fmt = time::macros::format_description!("[year]-[month]-[day] [hour]");
+    let days: Vec<(String, i64)> = (0..30)
+        .rev()
+        .map(|d| {
+            let key = (now - time::Duration::days(d))
+                .format(&day_fmt)
+                .unwrap_or_default();
+            let n = by_day.get(&key).copied().unwrap_or(0);
+            (key, n)
+        })
+        .collect();
+    let hours: Vec<(String, i64)> = (0..48)
+        .rev()
+        .map(|h| {
+            let key = (now - time::Duration::hours(h))
+                .format(&hour_fmt)
+                .unwrap_or_default();
+            let n = by_hour.get(key.as_str()).copied().unwrap_or(0);
+            (format!("{key}:00"), n)
+        })
+        .collect();
+    (
+        Chart::new("Requests per day, last 30 days", days),
+        Chart::new("Requests per hour, last 48 hours", hours),
+    )
+}
+
+pub struct LogRow {
+    pub at: String,
+    pub method: String,
+    pub path: String,
+    pub status: i32,
+    pub status_class: &'static str,
+    pub source_ip: String,
+}
+
+impl LogRow {
+    pub fn new(r: &RequestRow) -> Self {
+        LogRow {
+            at: format_time(r.occurred_at),
+            method: r.method.clone(),
+            path: r.path.clone(),
+            status: r.status,
+            status_class: match r.status {
+                200..=299 => "badge-success",
+                400..=499 => "badge-warn",
+                _ => "badge-danger",
+            },
+            source_ip: r.source_ip.clone().unwrap_or_else(|| "—".into()),
+        }
+    }
+}
+
+/// The request log table with its status filter and "older" link.
+#[derive(Template)]
+#[template(path = "partials/request_log.html")]
+pub struct RequestLog {
+    pub key_id: String,
+    pub rows: Vec<LogRow>,
+    pub status: Option<StatusFilter>,
+    pub older_href: Option<String>,
+    pub newest_href: Option<String>,
+    pub off_the_record: bool,
+}
+
+impl RequestLog {
+    pub fn filter_href(&self, f: Option<&str>) -> String {
+        match f {
+            Some(f) => format!("/keys/{}?status={f}", self.key_id),
+            None => format!("/keys/{}", self.key_id),
+        }
+    }
+
+    pub fn is_status(&self, f: &str) -> bool {
+        self.status.map(|s| s.as_str()) == Some(f)
+    }
+}
+
+/// One POSTback event of this key and how its delivery went.
+pub struct DeliveryRow {
+    pub event: String,
+    pub queued: String,
+    pub attempts: i32,
+    pub state: &'static str,
+    pub state_class: &'static str,
+    pub detail: String,
+}
+
+impl DeliveryRow {
+    pub fn new(r: &crate::db::outbox::OutboxRow) -> Self {
+        let (state, state_class) = match (
+            r.delivered_at,
+            r.next_attempt_at >= crate::db::outbox::NEVER,
+        ) {
+            (Some(_), _) => ("Delivered", "badge-success"),
+            (None, true) => ("Gave up", "badge-danger"),
+            (None, false) if r.attempts == 0 => ("Queued", "badge"),
+            (None, false) => ("Retrying", "badge-warn"),
+        };
+        let detail = match (&r.delivered_at, &r.last_error) {
+            (Some(t), _) => format!(
+                "{} · HTTP {}",
+                format_time(*t),
+                r.last_status.unwrap_or(200)
+            ),
+            (None, Some(e)) if state == "Retrying" => {
+                format!("{e}; next try {}", format_time(r.next_attempt_at))
+            }
+            (None, Some(e)) => e.clone(),
+            (None, None) => String::new(),
+        };
+        DeliveryRow {
+            event: r.event_type.clone(),
+            queued: format_time(r.created_at),
+            attempts: r.attempts,
+            state,
+            state_class,
+            detail,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/key_detail.html")]
+pub struct KeyDetailPage {
+    pub shell: Shell,
+    pub key_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub obfuscated: String,
+    pub channel_id: i64,
+    pub channel_name: String,
+    pub scopes: Vec<String>,
+    pub cidrs: Vec<String>,
+    pub postback_url: Option<String>,
+    pub enabled: bool,
+    pub expired: bool,
+    pub expires: Option<String>,
+    pub created: String,
+    pub created_by: String,
+    pub last_used: Option<String>,
+    pub last_used_ip: Option<String>,
+    pub off_the_record: bool,
+    pub daily: Chart,
+    pub hourly: Chart,
+    pub log: RequestLog,
+    pub perms: KeyPermissions,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+impl KeyDetailPage {
+    pub fn new(
+        shell: Shell,
+        k: &ApiKey,
+        channel: &Channel,
+        now: PrimitiveDateTime,
+        charts: (Chart, Chart),
+        log: RequestLog,
+        perms: KeyPermissions,
+    ) -> Self {
+        KeyDetailPage {
+            shell,
+            key_id: k.key_id.clone(),
+            name: k.name.clone(),
+            description: k.description.clone(),
+            obfuscated: obfuscate(&k.prefix, &k.key_id, &k.last_four),
+            channel_id: channel.id,
+            channel_name: channel.name.clone(),
+            scopes: k.scope_list().into_iter().map(str::to_owned).collect(),
+            cidrs: k.cidr_list().into_iter().map(str::to_owned).collect(),
+            postback_url: k.postback_url.clone(),
+            enabled: k.enabled,
+            expired: k.is_expired(now),
+            expires: k.expires_at.map(format_time),
+            created: format_time(k.created_at),
+            created_by: k.created_by.clone(),
+            last_used: k.last_used_at.map(format_time),
+            last_used_ip: k.last_used_ip.clone(),
+            off_the_record: k.off_the_record,
+            daily: charts.0,
+            hourly: charts.1,
+            log,
+            perms,
+            deliveries: Vec::new(),
+        }
+    }
+}

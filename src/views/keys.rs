@@ -1,0 +1,381 @@
+//! The API Keys page of one channel, its partials and its modals.
+
+use askama::Template;
+use time::PrimitiveDateTime;
+
+use super::{Shell, format_time, iso_time};
+use crate::db::channels::Channel;
+use crate::db::keys::{ApiKey, KeyPage};
+use crate::domain::key::{PlainKey, obfuscate};
+use crate::domain::key_settings::{KeyErrors, KeyInput};
+use crate::domain::list::{Cursor, Dir, ListQuery, PAGE_SIZES, Sort};
+
+/// What the signed-in person may do here (decided by the handler from the role).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPermissions {
+    pub create: bool,
+    pub edit: bool,
+    pub activate: bool,
+    pub revoke: bool,
+}
+
+/// The channel header: name, count, limit and the create button.
+#[derive(Template)]
+#[template(path = "partials/keys_stats.html")]
+pub struct KeysStats {
+    pub channel_id: i64,
+    pub key_count: i64,
+    pub limit: i64,
+    pub can_create: bool,
+    pub oob: bool,
+}
+
+impl KeysStats {
+    pub fn new(channel: &Channel, default_limit: i64, can_create: bool) -> Self {
+        KeysStats {
+            channel_id: channel.id,
+            key_count: channel.key_count,
+            limit: channel.effective_limit(default_limit),
+            can_create,
+            oob: false,
+        }
+    }
+
+    pub fn at_limit(&self) -> bool {
+        self.key_count >= self.limit
+    }
+}
+
+/// One row of the table; also the fragment every row action answers with.
+#[derive(Template)]
+#[template(path = "partials/key_row.html")]
+pub struct KeyRow {
+    pub key_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub obfuscated: String,
+    pub scopes: Vec<String>,
+    pub created: String,
+    pub created_iso: String,
+    pub created_by: String,
+    pub expires: Option<String>,
+    pub expired: bool,
+    pub last_used: Option<String>,
+    pub enabled: bool,
+    pub rolling_ends: Option<String>,
+    pub perms: KeyPermissions,
+    /// Set on the All keys page, whose table has a Channel column.
+    pub channel: Option<(i64, String)>,
+}
+
+impl KeyRow {
+    pub fn new(k: &ApiKey, now: PrimitiveDateTime, perms: KeyPermissions) -> Self {
+        KeyRow {
+            key_id: k.key_id.clone(),
+            name: k.name.clone(),
+            description: k.description.clone(),
+            obfuscated: obfuscate(&k.prefix, &k.key_id, &k.last_four),
+            scopes: k.scope_list().into_iter().map(str::to_owned).collect(),
+            created: format_time(k.created_at),
+            created_iso: iso_time(k.created_at),
+            created_by: k.created_by.clone(),
+            expires: k.expires_at.map(format_time),
+            // A rolled key whose grace is over has stopped working, like an expired one.
+            expired: k.is_expired(now) || k.roll_ends_at.is_some_and(|t| t <= now),
+            last_used: k.last_used_at.map(format_time),
+            enabled: k.enabled,
+            rolling_ends: k.roll_ends_at.filter(|t| *t > now).map(format_time),
+            perms,
+            channel: None,
+        }
+    }
+
+    pub fn with_channel(mut self, id: i64, name: &str) -> Self {
+        self.channel = Some((id, name.to_owned()));
+        self
+    }
+}
+
+/// A sortable column header link.
+pub struct SortLink {
+    pub label: &'static str,
+    pub href: String,
+    /// `ascending` / `descending` when this column is the current sort.
+    pub aria_sort: Option<&'static str>,
+    pub arrow: &'static str,
+}
+
+/// Table, pagination and page-size picker: what filtering and paging swap.
+#[derive(Template)]
+#[template(path = "partials/keys_results.html")]
+pub struct KeysResults {
+    pub base: String,
+    pub rows: Vec<KeyRow>,
+    pub query: ListQuery,
+    pub total: i64,
+    pub first: i64,
+    pub last: i64,
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
+    pub sort_links: Vec<SortLink>,
+    pub page_sizes: Vec<i64>,
+    pub can_create: bool,
+    pub at_limit: bool,
+    pub channel_id: i64,
+    pub oob: bool,
+    pub show_channel: bool,
+}
+
+impl KeysResults {
+    #[expect(clippy::too_many_arguments, reason = "a plain constructor of one view")]
+    pub fn new(
+        channel_id: i64,
+        page: &KeyPage,
+        query: &ListQuery,
+        now: PrimitiveDateTime,
+        perms: KeyPermissions,
+        at_limit: bool,
+        base: String,
+        oob: bool,
+    ) -> Self {
+        let rows: Vec<KeyRow> = page
+            .rows
+            .iter()
+            .map(|k| KeyRow::new(k, now, perms))
+            .collect();
+        let n = rows.len() as i64;
+        // The position is carried in the URL; keep it inside what exists.
+        let first_index = if n == 0 {
+            0
+        } else {
+            query.pos.min((page.total - n).max(0))
+        };
+        let prev_href = match (page.has_prev, page.rows.first()) {
+            (true, Some(first)) => Some(format!(
+                "{base}{}",
+                query.href(
+                    Some(Cursor::Before(first.id)),
+                    (first_index - query.size).max(0)
+                )
+            )),
+            _ => None,
+        };
+        let next_href = match (page.has_next, page.rows.last()) {
+            (true, Some(last)) => Some(format!(
+                "{base}{}",
+                query.href(Some(Cursor::After(last.id)), first_index + n)
+            )),
+            _ => None,
+        };
+        let sort_links = [
+            ("Name", Sort::Name),
+            ("Created", Sort::Created),
+            ("Last used", Sort::LastUsed),
+        ]
+        .into_iter()
+        .map(|(label, sort)| {
+            let current = query.sort == sort;
+            let dir = if current {
+                query.dir.flip()
+            } else {
+                sort.natural_dir()
+            };
+            SortLink {
+                label,
+                href: format!("{base}{}", query.href_with(sort, dir, query.size, None, 0)),
+                aria_sort: current.then(|| {
+                    if query.dir == Dir::Asc {
+                        "ascending"
+                    } else {
+                        "descending"
+                    }
+                }),
+                arrow: match (current, query.dir) {
+                    (false, _) => "",
+                    (true, Dir::Asc) => "↑",
+                    (true, Dir::Desc) => "↓",
+                },
+            }
+        })
+        .collect();
+        KeysResults {
+            rows,
+            total: page.total,
+            first: if n == 0 { 0 } else { first_index + 1 },
+            last: first_index + n,
+            prev_href,
+            next_href,
+            sort_links,
+            page_sizes: PAGE_SIZES.to_vec(),
+            query: query.clone(),
+            can_create: perms.create,
+            at_limit,
+            channel_id,
+            base,
+            oob,
+            show_channel: false,
+        }
+    }
+
+    pub fn sort_link(&self, i: usize) -> &SortLink {
+        &self.sort_links[i]
+    }
+}
+
+/// Header, filter box and results: the body of both the page and the dialog.
+#[derive(Template)]
+#[template(path = "partials/keys_view.html")]
+pub struct KeysView {
+    pub channel_id: i64,
+    pub channel_name: String,
+    pub is_system: bool,
+    pub stats: KeysStats,
+    pub results: KeysResults,
+    pub query: ListQuery,
+    pub in_dialog: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/keys.html")]
+pub struct KeysPage {
+    pub shell: Shell,
+    pub view: KeysView,
+}
+
+#[derive(Template)]
+#[template(path = "partials/keys_dialog.html")]
+pub struct KeysDialog {
+    pub view: KeysView,
+}
+
+/// The generate / edit form.
+#[derive(Template)]
+#[template(path = "partials/key_form.html")]
+pub struct KeyForm {
+    pub action: String,
+    /// `None` when generating a new key.
+    pub key_id: Option<String>,
+    pub input: KeyInput,
+    pub errors: KeyErrors,
+    pub all_scopes: Vec<String>,
+    pub csrf: String,
+    pub cancel_href: String,
+    pub in_modal: bool,
+    /// A general message (limit reached, race lost) shown above the fields.
+    pub alert: Option<String>,
+}
+
+impl KeyForm {
+    pub fn has_scope(&self, s: &str) -> bool {
+        self.input.scopes.iter().any(|x| x == s)
+    }
+
+    pub fn cidr_rows(&self) -> Vec<(usize, &str, Option<&str>)> {
+        self.input
+            .cidrs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.as_str(), self.errors.cidr(i)))
+            .collect()
+    }
+
+    pub fn title(&self) -> &'static str {
+        if self.key_id.is_some() {
+            "Edit API key"
+        } else {
+            "Generate API key"
+        }
+    }
+}
+
+/// Shows the new key once.
+#[derive(Template)]
+#[template(path = "partials/reveal.html")]
+pub struct Reveal<'a> {
+    pub key: &'a PlainKey,
+    pub name: String,
+    pub done_href: String,
+    pub in_modal: bool,
+}
+
+#[derive(Template)]
+#[template(path = "partials/rename_form.html")]
+pub struct RenameForm {
+    pub key_id: String,
+    pub name: String,
+    pub error: Option<String>,
+    pub csrf: String,
+    pub cancel_href: String,
+    pub in_modal: bool,
+}
+
+/// "Are you sure?" for activate, deactivate and delete.
+#[derive(Template)]
+#[template(path = "partials/confirm.html")]
+pub struct Confirm {
+    pub key_id: String,
+    pub key_name: String,
+    pub action: &'static str,
+    pub title: &'static str,
+    pub message: String,
+    pub button: &'static str,
+    pub button_class: &'static str,
+    pub csrf: String,
+    pub cancel_href: String,
+    pub in_modal: bool,
+}
+
+/// Any of the forms above, inside a `<dialog>` stacked over the page.
+#[derive(Template)]
+#[template(path = "partials/stack_modal.html")]
+pub struct StackModal<'a> {
+    pub title: &'a str,
+    pub body: String,
+    /// The reveal modal cannot be dismissed until the key is saved.
+    pub require_ack: bool,
+}
+
+/// Any of the forms above as a page of its own (no JavaScript).
+#[derive(Template)]
+#[template(path = "pages/form_page.html")]
+pub struct FormPage<'a> {
+    pub shell: Shell,
+    pub title: &'a str,
+    pub body: String,
+}
+
+/// Search across channels (admins and support).
+#[derive(Template)]
+#[template(path = "pages/all_keys.html")]
+pub struct AllKeysPage {
+    pub shell: Shell,
+    pub results: KeysResults,
+    pub query: ListQuery,
+}
+
+/// Choose the grace period of a roll.
+#[derive(Template)]
+#[template(path = "partials/roll_form.html")]
+pub struct RollForm {
+    pub key_id: String,
+    pub key_name: String,
+    pub expires: Option<String>,
+    pub choices: Vec<(&'static str, &'static str)>,
+    pub csrf: String,
+    pub cancel_href: String,
+    pub in_modal: bool,
+}
+
+pub struct RiskItem {
+    pub label: &'static str,
+    pub hint: &'static str,
+    pub count: i64,
+    pub href: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/risks.html")]
+pub struct RisksPage {
+    pub shell: Shell,
+    pub items: Vec<RiskItem>,
+}

@@ -1,0 +1,297 @@
+// Latchkey's small enhancement layer. No inline scripts anywhere: the page works under
+// a strict Content-Security-Policy, and every form still posts without JavaScript.
+(function () {
+  "use strict";
+
+  var opener = null;
+  // Per dialog container (#modal, #modal-stack): what to give focus back to when its
+  // dialog goes away, and the ids of that element's ancestors in case a swap replaced it.
+  var returns = {};
+  var TABBABLE = "a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex='-1'])";
+
+  function topDialog() {
+    var open = document.querySelectorAll("dialog[data-modal][open]");
+    return open[open.length - 1] || null;
+  }
+
+  function tabbables(root) {
+    return Array.prototype.filter.call(root.querySelectorAll(TABBABLE), function (el) {
+      return el.tabIndex >= 0 && el.getClientRects().length > 0;
+    });
+  }
+
+  function openModals(root) {
+    var dialogs = (root || document).querySelectorAll("dialog[data-modal]");
+    dialogs.forEach(function (d) {
+      if (!d.open && d.isConnected) {
+        var box = d.parentNode;
+        if (box && box.id && opener && opener.isConnected && !box.contains(opener)) {
+          var ids = [];
+          for (var n = opener; n && n !== document.body; n = n.parentElement) if (n.id) ids.push(n.id);
+          returns[box.id] = { el: opener, ids: ids };
+        }
+        d.showModal();
+        var auto = d.querySelector("[autofocus]");
+        if (auto) auto.focus();
+      }
+    });
+    placeToasts();
+  }
+
+  // Focus goes back to what opened the dialog; if a swap replaced that element, to the
+  // first control of its nearest surviving ancestor (the new row, say); else into the
+  // dialog now on top.
+  function returnFocus(boxId) {
+    var rec = returns[boxId];
+    delete returns[boxId];
+    var el = null;
+    if (rec && rec.el.isConnected) {
+      el = rec.el;
+      var menu = el.closest("details:not([open])");
+      if (menu) el = menu.querySelector("summary");
+    } else if (rec) {
+      for (var i = 0; i < rec.ids.length && !el; i++) {
+        var anc = document.getElementById(rec.ids[i]);
+        if (anc) el = tabbables(anc)[0] || null;
+      }
+    }
+    var top = topDialog();
+    if (top && (!el || !top.contains(el))) el = tabbables(top)[0] || top;
+    if (el) el.focus();
+  }
+
+  // Toasts must show above an open modal dialog, where the rest of the page is inert and
+  // under the backdrop: while one is open they move into a live region inside it, and
+  // back to #toasts before a swap could remove that dialog.
+  function placeToasts() {
+    var top = topDialog();
+    var layer = document.getElementById("toasts");
+    if (top) {
+      layer = top.querySelector(":scope > .toasts");
+      if (!layer) {
+        layer = document.createElement("div");
+        layer.className = "toasts";
+        layer.setAttribute("aria-live", "polite");
+        top.appendChild(layer);
+      }
+    }
+    if (!layer) return;
+    document.querySelectorAll("[data-toast]").forEach(function (t) {
+      if (t.parentNode !== layer) layer.appendChild(t);
+    });
+  }
+
+  function toastsHome() {
+    var home = document.getElementById("toasts");
+    if (!home) return;
+    document.querySelectorAll("dialog [data-toast]").forEach(function (t) { home.appendChild(t); });
+  }
+
+  function closeDialog(d) {
+    if (d && d.open) d.close();
+  }
+
+  // The reveal modal cannot be dismissed with Escape until "I have saved this key".
+  document.addEventListener("cancel", function (e) {
+    var d = e.target;
+    if (!(d instanceof HTMLDialogElement)) return;
+    var ack = d.getAttribute("data-require-ack");
+    if (!ack) return;
+    var box = document.getElementById(ack);
+    if (box && !box.checked) e.preventDefault();
+  }, true);
+
+  // A closed dialog leaves the DOM (the revealed key with it), the address bar goes
+  // back to the page under it, and focus returns to what opened it.
+  document.addEventListener("close", function (e) {
+    var d = e.target;
+    if (!(d instanceof HTMLDialogElement) || !d.hasAttribute("data-modal")) return;
+    var back = d.getAttribute("data-return-url");
+    if (back && location.pathname + location.search !== back) history.pushState(null, "", back);
+    var box = d.parentNode;
+    toastsHome();
+    d.remove();
+    placeToasts();
+    returnFocus(box && box.id);
+  }, true);
+
+  // What the person acted on. A request nobody clicked (a table refreshing itself on
+  // an event) leaves it alone.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var el = document.activeElement;
+    var elt = e.detail && e.detail.elt;
+    if (!elt || !elt.contains) return;
+    if (el && el !== document.body && elt.contains(el)) opener = el;
+    else if (!el || el === document.body) opener = elt;
+  });
+
+  // A swap that removes an open dialog (a form answering "done" closes its modal out of
+  // band) fires no close event: keep its toasts and give focus back here.
+  function rescueToasts(e) {
+    var t = e.detail && e.detail.target;
+    if (t && t.querySelector && t.querySelector("dialog [data-toast]")) toastsHome();
+  }
+  document.addEventListener("htmx:beforeSwap", rescueToasts);
+  document.addEventListener("htmx:oobBeforeSwap", rescueToasts);
+  // "+ Add network" and "×" re-render the key form, whose [autofocus] is the name
+  // field: focus the new network field instead (or "+ Add network" after a removal).
+  var listButton = null;
+  document.addEventListener("htmx:configRequest", function (e) {
+    var ev = e.detail && e.detail.triggeringEvent;
+    var sub = ev && ev.submitter;
+    listButton = sub && (sub.name === "add_cidr" || sub.name === "remove_cidr") ? sub.name : null;
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var form = listButton && document.getElementById("key-form");
+    if (form) {
+      var cidrs = form.querySelectorAll("input[name=cidr]");
+      var el = listButton === "add_cidr" && cidrs.length ? cidrs[cidrs.length - 1] : form.querySelector("button[name=add_cidr]");
+      if (el) el.focus();
+    }
+    listButton = null;
+    // (A dialog not open yet is about to be: openModals opens every one it finds.)
+    Object.keys(returns).forEach(function (id) {
+      var box = document.getElementById(id);
+      if (!box || !box.querySelector("dialog[data-modal]")) returnFocus(id);
+    });
+    placeToasts();
+  });
+
+  document.addEventListener("htmx:load", function (e) {
+    openModals(e.target.parentNode || document);
+    scheduleToasts(e.target.parentNode || document);
+  });
+
+  document.addEventListener("click", function (e) {
+    // Close open row menus when clicking elsewhere or choosing an item.
+    document.querySelectorAll("details.menu[open]").forEach(function (m) {
+      if (!m.contains(e.target) || e.target.closest(".menu-items a")) m.removeAttribute("open");
+    });
+    var t = e.target.closest("[data-close-modal]");
+    if (t) {
+      e.preventDefault();
+      closeDialog(t.closest("dialog"));
+      return;
+    }
+    var dismiss = e.target.closest("[data-dismiss-toast]");
+    if (dismiss) {
+      var toast = dismiss.closest("[data-toast]");
+      if (toast) toast.remove();
+      return;
+    }
+    var copy = e.target.closest("[data-copy-target]");
+    if (copy) {
+      e.preventDefault();
+      var field = document.getElementById(copy.getAttribute("data-copy-target"));
+      if (!field) return;
+      var done = function () {
+        copy.textContent = "Copied";
+        copy.classList.add("is-copied");
+        setTimeout(function () { copy.textContent = "Copy"; copy.classList.remove("is-copied"); }, 2000);
+      };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(field.value).then(done, function () {
+          field.select();
+          document.execCommand("copy");
+          done();
+        });
+      } else {
+        field.select();
+        document.execCommand("copy");
+        done();
+      }
+    }
+  });
+
+  // Tab stays inside the open dialog: from its last control to its first and back
+  // (a native modal dialog lets focus leave for the browser's own toolbar).
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Tab" || e.altKey || e.ctrlKey || e.metaKey) return;
+    var d = topDialog();
+    if (!d) return;
+    var items = tabbables(d);
+    if (!items.length) return;
+    var first = items[0];
+    var last = items[items.length - 1];
+    var active = document.activeElement;
+    if (e.shiftKey ? (active === first || !d.contains(active)) : (active === last || !d.contains(active))) {
+      e.preventDefault();
+      (e.shiftKey ? last : first).focus();
+    }
+  });
+
+  // Escape closes an open row menu (dialogs handle Escape themselves).
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") return;
+    var open = document.querySelector("details.menu[open]");
+    if (open) {
+      open.removeAttribute("open");
+      var s = open.querySelector("summary");
+      if (s) s.focus();
+      e.preventDefault();
+    }
+  });
+
+  // A checkbox with data-enables="ID" enables that control only while ticked.
+  document.addEventListener("change", function (e) {
+    var box = e.target.closest("[data-enables]");
+    if (!box) return;
+    var target = document.getElementById(box.getAttribute("data-enables"));
+    if (target) target.disabled = !box.checked;
+  });
+
+  // Auto-submit selects (page size) on change when JavaScript runs.
+  document.addEventListener("change", function (e) {
+    var sel = e.target.closest("select[data-autosubmit]");
+    if (sel && sel.form) {
+      if (window.htmx) { window.htmx.trigger(sel.form, "submit"); } else { sel.form.submit(); }
+    }
+  });
+
+  function scheduleToasts(root) {
+    (root || document).querySelectorAll("[data-toast]:not([data-scheduled])").forEach(function (t) {
+      t.setAttribute("data-scheduled", "");
+      var ms = t.classList.contains("toast-error") ? 12000 : 8000;
+      setTimeout(function () { t.remove(); }, ms);
+    });
+  }
+
+  // A thin progress bar while any htmx request runs longer than a moment.
+  var pending = 0;
+  var timer = null;
+  document.addEventListener("htmx:beforeRequest", function () {
+    pending++;
+    if (!timer) timer = setTimeout(function () { document.body.classList.add("is-loading"); }, 150);
+  });
+  document.addEventListener("htmx:afterRequest", function () {
+    pending = Math.max(0, pending - 1);
+    if (pending === 0) {
+      clearTimeout(timer);
+      timer = null;
+      document.body.classList.remove("is-loading");
+    }
+  });
+
+  // Network failures (server down) become a toast instead of silence.
+  document.addEventListener("htmx:sendError", function () {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var div = document.createElement("div");
+    div.className = "toast toast-error";
+    div.setAttribute("role", "alert");
+    div.setAttribute("data-toast", "");
+    var span = document.createElement("span");
+    span.className = "toast-message";
+    span.textContent = "The server could not be reached. Check your connection and try again.";
+    div.appendChild(span);
+    box.appendChild(div);
+    scheduleToasts(box);
+    placeToasts();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    openModals(document);
+    scheduleToasts(document);
+  });
+})();
