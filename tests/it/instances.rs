@@ -1,0 +1,117 @@
+//! Several instances on one database (PostgreSQL in CI's second pass): sessions work
+//! on any instance, a revocation on one is refused by the other within a second, and
+//! background work (POSTback delivery, request-log batches) is neither lost nor done
+//! twice.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use latchkey::db::schema::{api_keys, request_log};
+
+use crate::helpers::{Browser, spawn_app_with, spawn_on};
+use crate::keys::{channel, generate, key_id_of};
+use crate::postback::{Receiver, fast_postbacks};
+
+#[tokio::test]
+async fn two_instances_share_sessions_revocations_and_background_work() {
+    let receiver = Receiver::start(1).await;
+    let mut opts = fast_postbacks();
+    opts.env
+        .push(("LATCHKEY_USAGE_FLUSH_MS".into(), "100".into()));
+    let one = spawn_app_with(opts).await;
+    let mut opts = fast_postbacks();
+    opts.env
+        .push(("LATCHKEY_USAGE_FLUSH_MS".into(), "100".into()));
+    let two = spawn_on(one.db.clone(), opts).await;
+
+    // A login on one instance works on the other (same cookie, same session row).
+    let admin = one.admin().await;
+    let on_two = Browser::with_jar(&two.base, admin.jar.clone(), Some(&admin));
+    on_two.get("/channels").await.assert_status(200);
+
+    let cid = channel(&one, &admin, "Shared", "100").await;
+    let verifier = generate(
+        &admin,
+        cid,
+        &[
+            ("name", "verifier"),
+            ("scopes", "verify"),
+            ("enabled", "on"),
+        ],
+    )
+    .await;
+    let target = generate(&on_two, cid, &[("name", "target"), ("enabled", "on")]).await;
+    let (api_one, api_two) = (one.api(&verifier), two.api(&verifier));
+    assert_eq!(api_two.code(&target, None, &[]).await, "VALID"); // cached on two
+    assert_eq!(api_one.code(&target, None, &[]).await, "VALID"); // cached on one
+
+    // Revoked on one, refused by two within a second.
+    admin
+        .post_form(&format!("/keys/{}/deactivate", key_id_of(&target)), &[])
+        .await
+        .assert_status(303);
+    let revoked_at = Instant::now();
+    let mut calls = 2;
+    loop {
+        calls += 1;
+        if api_two.code(&target, None, &[]).await == "DISABLED" {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "instance two still accepts a key revoked on one"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        api_one.code(&target, None, &[]).await,
+        "DISABLED",
+        "and one at once"
+    );
+    calls += 1;
+
+    // Request-log batches from both instances all land.
+    for _ in 0..20 {
+        api_one.code(&target, None, &[]).await;
+        api_two.code(&target, None, &[]).await;
+        calls += 2;
+    }
+    // POSTback events queued through both instances are each delivered once, with both
+    // workers polling the same outbox.
+    let url = receiver.url();
+    for i in 0..10 {
+        let b = if i % 2 == 0 { &admin } else { &on_two };
+        generate(
+            b,
+            cid,
+            &[
+                ("name", &format!("hooked-{i}")),
+                ("postback_url", url.as_str()),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    }
+    let got = receiver.wait_for(10, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let got_all = receiver.delivered();
+    assert_eq!(got.len(), 10);
+    assert_eq!(got_all.len(), 10, "nothing delivered twice");
+    let ids: std::collections::HashSet<&String> = got_all.iter().map(|r| &r.delivery).collect();
+    assert_eq!(ids.len(), 10);
+
+    let verifier_id: i64 = api_keys::table
+        .filter(api_keys::key_id.eq(key_id_of(&verifier)))
+        .select(api_keys::id)
+        .first(&mut *one.conn())
+        .unwrap();
+    let logged: i64 = request_log::table
+        .filter(request_log::api_key_id.eq(verifier_id))
+        .count()
+        .get_result(&mut *one.conn())
+        .unwrap();
+    assert_eq!(
+        logged, calls,
+        "every verification from both instances is logged once"
+    );
+}

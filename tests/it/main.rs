@@ -1,0 +1,22 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! One integration-test binary: every test starts the real `latchkey` binary on port
+//! 0 with a fresh database (a SQLite file, or a fresh PostgreSQL database when
+//! `LATCHKEY_TEST_POSTGRES` is set) and talks to it over HTTP with real cookies.
+
+mod helpers;
+
+mod admin;
+mod api;
+mod auth;
+mod browser;
+mod channels;
+mod instances;
+mod keys;
+mod load;
+mod matrix;
+mod postback;
+mod props;
+mod roll;
+mod schema;
+mod security;

@@ -1,0 +1,188 @@
+//! Bad input, tried on purpose: property tests for every parser that sees user input,
+//! and hostile HTTP requests that must each get a clear 4xx while the server keeps
+//! serving.
+
+use latchkey::domain::key::PlainKey;
+use latchkey::domain::key_settings::{KeyInput, parse_cidr, parse_name, parse_postback_url};
+use latchkey::domain::list::{Filter, ListParams, ListQuery, PAGE_SIZES};
+use latchkey::domain::names::{ChannelName, Username};
+use proptest::prelude::*;
+
+use crate::helpers::spawn_app;
+use crate::keys::{channel, generate};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_key_parser_never_panics_and_only_accepts_checksummed_keys(s in any::<String>()) {
+        if let Ok((key, parts)) = PlainKey::parse(&s) {
+            prop_assert_eq!(key.reveal(), s.as_str());
+            prop_assert_eq!(s.len(), 64);
+            prop_assert!(s.contains(&parts.key_id));
+        }
+    }
+
+    #[test]
+    fn mutating_any_character_of_a_key_is_caught(pos in 0usize..64, c in proptest::char::range('!', '~')) {
+        let (key, _) = PlainKey::generate("lk");
+        let mut s: Vec<char> = key.reveal().chars().collect();
+        prop_assume!(s[pos] != c);
+        s[pos] = c;
+        let changed: String = s.into_iter().collect();
+        prop_assert!(PlainKey::parse(&changed).is_err());
+    }
+
+    #[test]
+    fn cidr_parsing_never_panics_and_round_trips(s in any::<String>()) {
+        if let Ok(net) = parse_cidr(&s) {
+            let again = parse_cidr(&net.to_string());
+            prop_assert_eq!(again, Ok(net));
+        }
+    }
+
+    #[test]
+    fn generated_networks_are_accepted(a in any::<u32>(), prefix in 0u8..=32) {
+        let ip = std::net::Ipv4Addr::from(a);
+        let net = ipnetwork::Ipv4Network::new(ip, prefix).unwrap();
+        let normal = ipnetwork::Ipv4Network::new(net.network(), prefix).unwrap();
+        prop_assert!(parse_cidr(&normal.to_string()).is_ok());
+    }
+
+    #[test]
+    fn names_are_trimmed_bounded_and_free_of_control_characters(s in any::<String>()) {
+        if let Ok(n) = parse_name(&s) {
+            prop_assert!(!n.is_empty() && n.chars().count() <= 100);
+            prop_assert!(!n.chars().any(char::is_control));
+            prop_assert_eq!(n.trim(), n.as_str());
+        }
+        if let Ok(c) = ChannelName::parse(&s) {
+            prop_assert!(c.as_str().chars().count() <= 100);
+        }
+        if let Ok(u) = Username::parse(&s) {
+            prop_assert!(u.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+        }
+    }
+
+    #[test]
+    fn postback_urls_are_http_or_https_without_whitespace(s in any::<String>()) {
+        if let Ok(Some(u)) = parse_postback_url(&s) {
+            let lower = u.to_ascii_lowercase();
+            prop_assert!(lower.starts_with("http://") || lower.starts_with("https://"));
+            prop_assert!(!u.chars().any(char::is_whitespace));
+        }
+    }
+
+    #[test]
+    fn list_queries_from_any_url_are_within_bounds(
+        q in proptest::option::of(any::<String>()),
+        size in proptest::option::of(any::<String>()),
+        sort in proptest::option::of(any::<String>()),
+        dir in proptest::option::of(any::<String>()),
+        after in proptest::option::of(any::<String>()),
+        pos in proptest::option::of(any::<String>()),
+    ) {
+        let p = ListParams { q, size, sort, dir, after, before: None, pos, risk: None };
+        let l = ListQuery::parse(&p);
+        prop_assert!(PAGE_SIZES.contains(&l.size));
+        prop_assert!(l.pos >= 0);
+        prop_assert!(l.text.chars().count() <= 200);
+        if let Filter::Name(n) = &l.filter { prop_assert!(n.chars().count() <= 200); }
+        // Its own href parses back to the same query.
+        let href = l.href(l.cursor, l.pos);
+        let back: ListParams = serde_urlencoded::from_str(href.trim_start_matches('?')).unwrap();
+        prop_assert_eq!(ListQuery::parse(&back).size, l.size);
+    }
+
+    #[test]
+    fn key_settings_parse_any_input_without_panicking(
+        name in any::<String>(), description in any::<String>(), expires in any::<String>(),
+        scopes in proptest::collection::vec(any::<String>(), 0..4),
+        cidrs in proptest::collection::vec(any::<String>(), 0..4),
+        url in any::<String>(),
+    ) {
+        let input = KeyInput { name, description, expires_at: expires, scopes, cidrs, postback_url: url, off_the_record: false, enabled: true };
+        let allowed = vec!["verify".to_owned(), "keys:read".to_owned()];
+        match input.parse(&allowed, latchkey::db::now(), None) {
+            Ok(s) => prop_assert!(s.scopes.iter().all(|x| allowed.contains(x))),
+            Err(e) => prop_assert!(!e.is_empty()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_requests_get_clear_4xx_and_the_server_keeps_serving() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Hostile", "").await;
+    admin.get(&format!("/channels/{cid}/keys")).await;
+    let url = format!("/channels/{cid}/keys");
+    // Over-long fields: refused beside the field, not a crash.
+    let long = "n".repeat(5000);
+    let res = admin
+        .post_form(
+            &url,
+            &[
+                ("name", long.as_str()),
+                ("description", &"d".repeat(50_000)),
+            ],
+        )
+        .await;
+    res.assert_status(422);
+    assert!(
+        res.body.contains("Use at most 100 characters.")
+            && res.body.contains("Use at most 500 characters.")
+    );
+    // A body larger than the form limit.
+    let huge = "x".repeat(200_000);
+    let res = admin.post_form(&url, &[("name", huge.as_str())]).await;
+    assert!(res.status.is_client_error(), "{}", res.status);
+    // Invalid UTF-8 in a form body.
+    let raw = admin
+        .client
+        .post(admin.url(&url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("X-CSRF-Token", admin.csrf())
+        .body(vec![b'n', b'a', b'm', b'e', b'=', 0xff, 0xfe, 0xfd])
+        .send()
+        .await
+        .unwrap();
+    assert!(raw.status().is_client_error(), "{}", raw.status());
+    // Invalid UTF-8 and junk in the query string and path.
+    for path in [
+        format!("/channels/{cid}/keys?q=%FF%FE&size=-1&sort=%00&after=99999999999999999999"),
+        "/channels/99999999999999999999999/keys".to_owned(),
+        "/channels/%2e%2e/keys".to_owned(),
+        "/static/..%2f..%2fCargo.toml".to_owned(),
+        "/static/%2e%2e/%2e%2e/etc/passwd".to_owned(),
+        "/keys/..%2F..%2Fetc%2Fpasswd".to_owned(),
+        format!("/keys/{}", "A".repeat(5000)),
+    ] {
+        let res = admin.get(&path).await;
+        assert!(
+            res.status.is_client_error() || res.status.as_u16() == 200,
+            "{path}: {}",
+            res.status
+        );
+        assert!(!res.body.contains("root:x:0:0"), "{path} leaked a file");
+        assert!(!res.body.contains("[package]"), "{path} leaked a file");
+    }
+    // Hostile values are stored as typed and always shown escaped.
+    generate(
+        &admin,
+        cid,
+        &[
+            ("name", "<img src=x onerror=alert(1)>"),
+            ("description", "</textarea><script>x</script>"),
+            ("enabled", "on"),
+        ],
+    )
+    .await;
+    let page = admin.get(&url).await;
+    assert!(!page.body.contains("<img src=x") && !page.body.contains("<script>x</script>"));
+    let audit = admin.get("/audit").await;
+    assert!(!audit.body.contains("<img src=x"));
+    // Still serving.
+    admin.get("/channels").await.assert_status(200);
+    assert!(app.browser().get("/healthz").await.status.is_success());
+}
