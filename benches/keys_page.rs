@@ -1,0 +1,953 @@
+//! Server time of the API Keys page (`GET /channels/{id}/keys`) on a large database.
+//!
+//! Seeds 1,000,000 keys (100,000 in the measured channel, the rest spread over 90 other
+//! channels, interleaved in time so the channel's rows are scattered over the whole
+//! table), starts the release `latchkey` binary on it, logs in like a browser and times
+//! sequential keep-alive requests on loopback for:
+//!
+//! - the first page (default sort: created desc, 20 rows),
+//! - the page 4,000 deep (rows 80,001–80,020, reached by the keyset cursor
+//!   `?after=<id of row 80,000>&pos=80000`),
+//! - a filter (`?q=svc-0004`: names are `svc-<service>-<env>-<batch>` over 1,000
+//!   services; the filter matches services 00040–00049, 1,000 keys = 1 % of the channel),
+//!
+//! each as the full page and as the htmx fragment (`HX-Target: keys-results`), beside
+//! two baselines: `/healthz` (one `SELECT 1`) and a static file (no database). Then, in
+//! a phase of its own with a fifth of the samples, the support workflow's worst case:
+//! (d) a pasted key id (`?q=<key id>`, which matches the key id or any name containing
+//! it, so every key of the channel is examined). Every measured response must be 200
+//! with the expected number of rows.
+//!
+//! Runs on SQLite always and on PostgreSQL when `LATCHKEY_BENCH_POSTGRES` names an admin
+//! URL (a fresh `latchkey_bench_<random>` database is created and dropped). Writes the
+//! results to `target/bench-keys-page.md`.
+//!
+//! ```sh
+//! LATCHKEY_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres \
+//!     cargo bench --bench keys_page
+//! ```
+//!
+//! Knobs: `LATCHKEY_BENCH_SAMPLES` (default 500 per scenario, after 50 warm-up rounds),
+//! `LATCHKEY_BENCH_QUICK=1` (a tenth of the data, for trying the bench itself),
+//! `LATCHKEY_BENCH_SKIP_SQLITE=1`, `LATCHKEY_BENCH_KEEP=1` (keep the databases, to
+//! study query plans), `LATCHKEY_BIN` (the server binary to start).
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Text};
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use latchkey::db::{self, DbConnection};
+use latchkey::domain::key::PlainKey;
+
+type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+const ADMIN_PASSWORD: &str = "bench-admin-password-long-enough";
+const SESSION_SECRET: &str = "a-benchmark-session-secret-that-is-long-enough-0123456789abcdef";
+const FILTER: &str = "svc-0004";
+const PAGE_SIZE: usize = 20;
+const OTHER_CHANNELS: usize = 90;
+const ROWS_PER_INSERT: usize = 1_000;
+const ROWS_PER_TRANSACTION: usize = 50_000;
+const WARMUP_ROUNDS: usize = 50;
+/// p95 target for every page scenario, in milliseconds.
+const TARGET_P95_MS: f64 = 10.0;
+/// The deep page's p95 may be at most this multiple of the first page's p95.
+const TARGET_DEEP_RATIO: f64 = 1.5;
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets without `--bench`: stay quick there.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("keys_page: run with `cargo bench --bench keys_page`");
+        return;
+    }
+    if let Err(e) = run() {
+        eprintln!("keys_page benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Sizes of one run.
+#[derive(Clone, Copy)]
+struct Plan {
+    total: usize,
+    main: usize,
+    deep_pos: usize,
+    samples: usize,
+}
+
+impl Plan {
+    fn from_env() -> Self {
+        let quick = env_flag("LATCHKEY_BENCH_QUICK");
+        let scale = if quick { 10 } else { 1 };
+        let samples = std::env::var("LATCHKEY_BENCH_SAMPLES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|n: &usize| *n > 0)
+            .unwrap_or(500);
+        Plan {
+            total: 1_000_000 / scale,
+            main: 100_000 / scale,
+            deep_pos: 80_000 / scale,
+            samples,
+        }
+    }
+
+    /// Keys of the filtered channel whose name contains [`FILTER`].
+    fn filter_matches(&self) -> usize {
+        (0..self.main)
+            .filter(|n| key_name(*n).contains(FILTER))
+            .count()
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn run() -> Res<()> {
+    let plan = Plan::from_env();
+    let started = Instant::now();
+    let bin = server_binary()?;
+    println!(
+        "keys_page: {} keys, {} in the measured channel, deep page at row {}, {} samples per scenario; server {}",
+        plan.total,
+        plan.main,
+        plan.deep_pos,
+        plan.samples,
+        bin.display()
+    );
+    let mut results = Vec::new();
+    if !env_flag("LATCHKEY_BENCH_SKIP_SQLITE") {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        results.push(bench_backend("SQLite", &url, &bin, plan, started)?);
+        if env_flag("LATCHKEY_BENCH_KEEP") {
+            println!("kept the SQLite database: {url}");
+            let _ = dir.keep();
+        }
+    }
+    match std::env::var("LATCHKEY_BENCH_POSTGRES") {
+        Ok(admin) if !admin.is_empty() => {
+            let pg = PgDatabase::create(&admin)?;
+            results.push(bench_backend("PostgreSQL", &pg.url, &bin, plan, started)?);
+        }
+        _ => println!("LATCHKEY_BENCH_POSTGRES is not set: PostgreSQL skipped"),
+    }
+    let report = report(&results, plan);
+    println!("\n{report}");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-keys-page.md");
+    std::fs::write(&out, &report)?;
+    println!(
+        "written to {} ({:.0} s in all)",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn server_binary() -> Res<std::path::PathBuf> {
+    let bin = std::env::var("LATCHKEY_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").into());
+    if !bin.exists() {
+        return Err(format!("no server binary at {}", bin.display()).into());
+    }
+    Ok(bin)
+}
+
+// ---------------------------------------------------------------------------------
+// Databases
+
+/// A PostgreSQL database of the bench's own, dropped at the end (also on failure).
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create(admin_url: &str) -> Res<Self> {
+        let name = format!(
+            "latchkey_bench_{}",
+            latchkey::domain::secret::random_base62(10).to_lowercase()
+        );
+        PgConnection::establish(admin_url)?.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+        Ok(PgDatabase {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if env_flag("LATCHKEY_BENCH_KEEP") {
+            println!("kept the PostgreSQL database: {}", self.url);
+            return;
+        }
+        let dropped = PgConnection::establish(&self.admin_url).map(|mut c| {
+            c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+        });
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the bench database {}", self.name);
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(QueryableByName)]
+struct KeyIdRow {
+    #[diesel(sql_type = Text)]
+    key_id: String,
+}
+
+/// What the measurements check pages against.
+struct Seeded {
+    channel_id: i64,
+    /// Id of row `deep_pos` (1-based) in the default sort: the deep page's cursor.
+    deep_anchor: i64,
+    /// Key id of the first row of the deep page.
+    deep_first_key: String,
+    /// Key id of the newest key of the channel (first row of the first page).
+    first_key: String,
+    /// Key id of the key in the middle of the channel: what (d) pastes.
+    pasted_key: String,
+    filter_total: i64,
+    seconds: f64,
+}
+
+/// The name of the `n`-th key of a channel: 1,000 services, 100 keys each.
+fn key_name(n: usize) -> String {
+    const ENVS: [&str; 4] = ["prod", "staging", "dev", "ci"];
+    format!("svc-{:05}-{}-{:03}", n % 1000, ENVS[n % 4], n / 1000)
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `YYYY-MM-DD HH:MM:SS`: what diesel writes for a whole-second `Timestamp` on SQLite
+/// (and a valid literal on PostgreSQL), so keyset comparisons see the app's format.
+fn sql_time(t: time::PrimitiveDateTime) -> String {
+    format!(
+        "'{:04}-{:02}-{:02} {:02}:{:02}:{:02}'",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// A small deterministic generator for the non-secret spread (last use, flags).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+const KEY_COLUMNS: &str = "channel_id, key_id, key_hash, last_four, prefix, name, name_lower, \
+    description, scopes, allowed_cidrs, postback_url, off_the_record, enabled, expires_at, \
+    created_at, created_by, updated_at, last_used_at, last_used_ip, last_used_order";
+
+/// Builds the INSERT statements on one thread while the database executes them on the
+/// other: `ROWS_PER_INSERT` rows a statement, one key a second back from now, oldest
+/// first (so ids grow with time, as in real use), every tenth key in the measured channel.
+fn generate(plan: Plan, main_id: i64, others: &[i64], tx: &mpsc::SyncSender<String>) -> Res<()> {
+    let now = db::now();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let start = now - time::Duration::seconds(plan.total as i64 + 60);
+    let mut seq = vec![0usize; others.len() + 1];
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut sql = String::new();
+    for i in 0..plan.total {
+        let (slot, channel_id) = if i % 10 == 0 {
+            (0, main_id)
+        } else {
+            let k = (i - i / 10 - 1) % others.len();
+            (k + 1, others[k])
+        };
+        let n = seq[slot];
+        seq[slot] += 1;
+        let name = key_name(n);
+        let (key, parts) = PlainKey::generate("lk");
+        let hash = key.hash();
+        let created = start + time::Duration::seconds(i as i64);
+        let r = rng.next();
+        let description = if r % 3 == 0 {
+            sql_str(&format!("Used by the {} worker", &name[..9]))
+        } else {
+            "NULL".into()
+        };
+        let (scopes, cidrs) = match r % 4 {
+            0 => ("keys:read", ""),
+            1 => ("keys:read keys:write", "10.0.0.0/8"),
+            2 => ("verify", "203.0.113.0/24 2001:db8::/32"),
+            _ => ("keys:read verify", ""),
+        };
+        // No POSTback URL on the keys that expire within a day: the server's
+        // expiry-notice worker would otherwise update them (and queue deliveries) while
+        // it is being measured.
+        let postback = if r % 7 == 0 && r % 10 != 0 {
+            "'https://hooks.example.com/latchkey'"
+        } else {
+            "NULL"
+        };
+        let expires = match r % 10 {
+            0 => sql_time(created + time::Duration::days(1)),
+            1 | 2 => sql_time(created + time::Duration::days(365)),
+            _ => "NULL".into(),
+        };
+        let (last_used, last_ip, order) = if r % 5 < 3 {
+            let age = (now - created).whole_seconds().max(1) as u64;
+            let used = created + time::Duration::seconds((rng.next() % age) as i64);
+            let micros = used.assume_utc().unix_timestamp() * 1_000_000;
+            (sql_time(used), "'198.51.100.7'", micros)
+        } else {
+            ("NULL".into(), "NULL", 0)
+        };
+        if sql.is_empty() {
+            sql = format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ");
+        } else {
+            sql.push(',');
+        }
+        let _ = write!(
+            sql,
+            "({channel_id},{},{},{},'lk',{},{},{description},{},{},{postback},{},{},{expires},{},'admin',{},{last_used},{last_ip},{order})",
+            sql_str(&parts.key_id),
+            sql_str(hash.as_str()),
+            sql_str(&parts.last_four),
+            sql_str(&name),
+            sql_str(&name.to_lowercase()),
+            sql_str(scopes),
+            sql_str(cidrs),
+            if r % 11 == 0 { "TRUE" } else { "FALSE" },
+            if r % 20 == 0 { "FALSE" } else { "TRUE" },
+            sql_time(created),
+            sql_time(created),
+        );
+        if (i + 1) % ROWS_PER_INSERT == 0 || i + 1 == plan.total {
+            sql.push(';');
+            if tx.send(std::mem::take(&mut sql)).is_err() {
+                return Err("the inserting thread stopped".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seed(url: &str, plan: Plan, label: &str) -> Res<Seeded> {
+    let started = Instant::now();
+    let pool = db::connect(url, 1)?;
+    let mut pooled = pool.get()?;
+    let conn: &mut DbConnection = &mut pooled;
+    let postgres = matches!(conn, DbConnection::Postgresql(_));
+    // PostgreSQL keeps synchronous commits: after an asynchronous commit VACUUM cannot
+    // set the hint bits it needs to mark pages all-visible until the WAL is flushed,
+    // and the index-only scans measured here depend on those marks.
+    if !postgres {
+        // A 1 GB page cache for the load only; the server opens its own connections.
+        conn.batch_execute("PRAGMA cache_size = -1048576; PRAGMA synchronous = OFF;")?;
+    }
+    let t = sql_time(db::now());
+    let mut channels = format!(
+        "INSERT INTO channels (name, key_limit, key_count, is_system, created_at, updated_at) \
+         VALUES ('bench-main', 2000000, {}, FALSE, {t}, {t})",
+        plan.main
+    );
+    let per_other = (plan.total - plan.main) / OTHER_CHANNELS;
+    for c in 0..OTHER_CHANNELS {
+        let _ = write!(
+            channels,
+            ",('bench-other-{c:03}', 2000000, {per_other}, FALSE, {t}, {t})"
+        );
+    }
+    conn.batch_execute(&channels)?;
+    let ids: Vec<Id> =
+        diesel::sql_query("SELECT id FROM channels WHERE name LIKE 'bench-%' ORDER BY name DESC")
+            .load(conn)?;
+    // `bench-other-*` sort before `bench-main` in descending order.
+    let main_id = ids.last().ok_or("no bench channel")?.id;
+    let others: Vec<i64> = ids[..ids.len() - 1].iter().map(|r| r.id).collect();
+    if others.len() != OTHER_CHANNELS || (plan.total - plan.main) % OTHER_CHANNELS != 0 {
+        return Err("unexpected channel layout".into());
+    }
+
+    let (tx, rx) = mpsc::sync_channel::<String>(8);
+    let inserted = std::thread::scope(|s| -> Res<usize> {
+        let producer = s.spawn(move || generate(plan, main_id, &others, &tx));
+        let mut rows = 0usize;
+        let mut in_tx = 0usize;
+        conn.batch_execute("BEGIN")?;
+        for stmt in rx.iter() {
+            conn.batch_execute(&stmt)?;
+            rows += ROWS_PER_INSERT.min(plan.total - rows);
+            in_tx += ROWS_PER_INSERT;
+            if in_tx >= ROWS_PER_TRANSACTION {
+                conn.batch_execute("COMMIT; BEGIN")?;
+                in_tx = 0;
+            }
+            if rows % 100_000 == 0 {
+                println!(
+                    "  {label}: {rows} keys inserted ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        conn.batch_execute("COMMIT")?;
+        producer.join().map_err(|_| "the generator panicked")??;
+        Ok(rows)
+    })?;
+    let load = started.elapsed().as_secs_f64();
+    if postgres {
+        // After a bulk load autovacuum would soon vacuum and analyze the table (insert
+        // threshold); doing it now makes the state deterministic: statistics for the
+        // planner and a visibility map for index-only scans.
+        conn.batch_execute("VACUUM (ANALYZE) api_keys")?;
+        conn.batch_execute("ANALYZE")?;
+    } else {
+        conn.batch_execute("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    println!(
+        "  {label}: {inserted} keys loaded in {load:.0} s, analyzed in {:.0} s",
+        started.elapsed().as_secs_f64() - load
+    );
+
+    let nth = |offset: usize| {
+        format!(
+            "SELECT id, key_id FROM api_keys WHERE channel_id = {main_id} \
+             ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {offset}"
+        )
+    };
+    let deep_anchor = diesel::sql_query(nth(plan.deep_pos - 1))
+        .get_result::<Id>(conn)?
+        .id;
+    let deep_first_key = diesel::sql_query(nth(plan.deep_pos))
+        .get_result::<KeyIdRow>(conn)?
+        .key_id;
+    let first_key = diesel::sql_query(nth(0))
+        .get_result::<KeyIdRow>(conn)?
+        .key_id;
+    let pasted_key = diesel::sql_query(nth(plan.main / 2))
+        .get_result::<KeyIdRow>(conn)?
+        .key_id;
+    let filter_total = diesel::sql_query(format!(
+        "SELECT COUNT(*) AS id FROM api_keys WHERE channel_id = {main_id} \
+         AND name_lower LIKE {}",
+        sql_str(&format!("%{FILTER}%"))
+    ))
+    .get_result::<Id>(conn)?
+    .id;
+    if filter_total != plan.filter_matches() as i64 {
+        return Err(format!(
+            "the filter matches {filter_total} keys, expected {}",
+            plan.filter_matches()
+        )
+        .into());
+    }
+    Ok(Seeded {
+        channel_id: main_id,
+        deep_anchor,
+        deep_first_key,
+        first_key,
+        pasted_key,
+        filter_total,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// The server
+
+struct Server {
+    child: Child,
+    addr: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(bin: &std::path::Path, url: &str) -> Res<Self> {
+        let mut child = Command::new(bin)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", url)
+            .env("LATCHKEY_BIND", "127.0.0.1:0")
+            .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("LATCHKEY_SESSION_SECRET", SESSION_SECRET)
+            .env("LATCHKEY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        pump(child.stdout.take(), stdout.clone());
+        pump(child.stderr.take(), stderr.clone());
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            stderr,
+        };
+        let started = Instant::now();
+        loop {
+            let found = stdout
+                .lock()
+                .map_err(|_| "poisoned")?
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Latchkey listening on http://")
+                        .map(str::to_owned)
+                });
+            if let Some(addr) = found {
+                server.addr = addr;
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("latchkey exited with {status}: {}", server.log()).into());
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(format!("latchkey did not start: {}", server.log()).into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn pump(stream: Option<impl std::io::Read + Send + 'static>, into: Arc<Mutex<String>>) {
+    let Some(stream) = stream else { return };
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let Ok(mut buf) = into.lock() {
+                buf.push_str(&line);
+                buf.push('\n');
+            }
+        }
+    });
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Measuring
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Baseline,
+    First,
+    Deep,
+    Filter,
+    KeyId,
+}
+
+struct Scenario {
+    label: &'static str,
+    kind: Kind,
+    path: String,
+    fragment: bool,
+    /// Expected `<tr id="key-` count (None: not a keys page).
+    rows: Option<usize>,
+    /// Measured in the second phase, with a fifth of the samples.
+    extra: bool,
+    /// Text the first response must contain (the range line, the first row).
+    must_contain: Vec<String>,
+    samples: Vec<Duration>,
+    bytes: usize,
+}
+
+struct Stats {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+    mean: f64,
+}
+
+impl Scenario {
+    fn stats(&self) -> Stats {
+        let mut ms: Vec<f64> = self.samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        // Nearest-rank percentiles.
+        let pct = |p: f64| {
+            let rank = ((p / 100.0) * ms.len() as f64).ceil() as usize;
+            ms[rank.clamp(1, ms.len()) - 1]
+        };
+        Stats {
+            p50: pct(50.0),
+            p95: pct(95.0),
+            p99: pct(99.0),
+            max: ms.last().copied().unwrap_or(0.0),
+            mean: ms.iter().sum::<f64>() / ms.len().max(1) as f64,
+        }
+    }
+}
+
+struct BackendResult {
+    backend: &'static str,
+    seeded: Seeded,
+    scenarios: Vec<Scenario>,
+}
+
+fn bench_backend(
+    backend: &'static str,
+    url: &str,
+    bin: &std::path::Path,
+    plan: Plan,
+    started: Instant,
+) -> Res<BackendResult> {
+    println!(
+        "{backend}: seeding ({:.0} s since start)",
+        started.elapsed().as_secs_f64()
+    );
+    let seeded = seed(url, plan, backend)?;
+    let server = Server::start(bin, url)?;
+    println!(
+        "{backend}: server on {}; measuring ({:.0} s since start)",
+        server.addr,
+        started.elapsed().as_secs_f64()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let scenarios = runtime.block_on(measure(&server, &seeded, plan));
+    if let Err(e) = &scenarios {
+        eprintln!("server log:\n{}", server.log());
+        return Err(format!("{backend}: {e}").into());
+    }
+    let scenarios = scenarios?;
+    for s in &scenarios {
+        let st = s.stats();
+        println!(
+            "  {:<34} p50 {:>6.2} ms  p95 {:>6.2} ms  max {:>6.2} ms",
+            s.label, st.p50, st.p95, st.max
+        );
+    }
+    drop(server);
+    Ok(BackendResult {
+        backend,
+        seeded,
+        scenarios,
+    })
+}
+
+fn scenarios(seeded: &Seeded, plan: Plan) -> Vec<Scenario> {
+    let keys = format!("/channels/{}/keys", seeded.channel_id);
+    let main = plan.main;
+    let deep_from = plan.deep_pos + 1;
+    let deep_to = plan.deep_pos + PAGE_SIZE;
+    let first = (
+        keys.clone(),
+        vec![
+            format!("1–{PAGE_SIZE} of {main}"),
+            format!("<tr id=\"key-{}\"", seeded.first_key),
+        ],
+    );
+    let deep = (
+        format!("{keys}?after={}&pos={}", seeded.deep_anchor, plan.deep_pos),
+        vec![
+            format!("{deep_from}–{deep_to} of {main}"),
+            format!("<tr id=\"key-{}\"", seeded.deep_first_key),
+        ],
+    );
+    let filter = (
+        format!("{keys}?q={FILTER}"),
+        vec![
+            format!("1–{PAGE_SIZE} of {}", seeded.filter_total),
+            format!("value=\"{FILTER}\""),
+        ],
+    );
+    let pasted = (
+        format!("{keys}?q={}", seeded.pasted_key),
+        vec![
+            "1–1 of 1".to_owned(),
+            format!("<tr id=\"key-{}\"", seeded.pasted_key),
+        ],
+    );
+    let page = |label, kind, (path, must): (String, Vec<String>), fragment| Scenario {
+        label,
+        kind,
+        path,
+        fragment,
+        rows: Some(if kind == Kind::KeyId { 1 } else { PAGE_SIZE }),
+        extra: kind == Kind::KeyId,
+        // The fragment has no filter box.
+        must_contain: if fragment {
+            must.into_iter()
+                .filter(|m| !m.starts_with("value="))
+                .collect()
+        } else {
+            must
+        },
+        samples: Vec::with_capacity(plan.samples),
+        bytes: 0,
+    };
+    let baseline = |label, path: &str| Scenario {
+        label,
+        kind: Kind::Baseline,
+        path: path.to_owned(),
+        fragment: false,
+        rows: None,
+        extra: false,
+        must_contain: Vec::new(),
+        samples: Vec::with_capacity(plan.samples),
+        bytes: 0,
+    };
+    vec![
+        baseline("baseline: GET /healthz (SELECT 1)", "/healthz"),
+        baseline("baseline: GET /static/css/app.css", "/static/css/app.css"),
+        page(
+            "(a) first page — full page",
+            Kind::First,
+            first.clone(),
+            false,
+        ),
+        page(
+            "(b) page 4,000 deep — full page",
+            Kind::Deep,
+            deep.clone(),
+            false,
+        ),
+        page(
+            "(c) filter — full page",
+            Kind::Filter,
+            filter.clone(),
+            false,
+        ),
+        page("(a) first page — htmx fragment", Kind::First, first, true),
+        page(
+            "(b) page 4,000 deep — htmx fragment",
+            Kind::Deep,
+            deep,
+            true,
+        ),
+        page("(c) filter — htmx fragment", Kind::Filter, filter, true),
+        page(
+            "(d) pasted key id — full page",
+            Kind::KeyId,
+            pasted.clone(),
+            false,
+        ),
+        page(
+            "(d) pasted key id — htmx fragment",
+            Kind::KeyId,
+            pasted,
+            true,
+        ),
+    ]
+}
+
+async fn login(client: &reqwest::Client, base: &str) -> Res<()> {
+    let page = client
+        .get(format!("{base}/login"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker).ok_or("no csrf_token on the login page")? + marker.len();
+    let end = page[start..].find('"').ok_or("unterminated csrf_token")? + start;
+    let res = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("csrf_token", &page[start..end]),
+        ])
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::SEE_OTHER {
+        return Err(format!("login answered {}", res.status()).into());
+    }
+    Ok(())
+}
+
+async fn fetch(client: &reqwest::Client, base: &str, s: &Scenario) -> Res<(Duration, String)> {
+    let mut req = client.get(format!("{base}{}", s.path));
+    if s.fragment {
+        req = req
+            .header("HX-Request", "true")
+            .header("HX-Target", "keys-results");
+    }
+    let t0 = Instant::now();
+    let res = req.send().await?;
+    let status = res.status();
+    let body = res.text().await?;
+    let elapsed = t0.elapsed();
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("{} answered {status}", s.path).into());
+    }
+    if let Some(n) = s.rows {
+        let got = body.matches("<tr id=\"key-").count();
+        if got != n {
+            return Err(format!("{} showed {got} rows, expected {n}", s.label).into());
+        }
+    }
+    Ok((elapsed, body))
+}
+
+async fn measure(server: &Server, seeded: &Seeded, plan: Plan) -> Res<Vec<Scenario>> {
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    login(&client, &base).await?;
+    let mut all = scenarios(seeded, plan);
+    for s in &mut all {
+        let (_, body) = fetch(&client, &base, s).await?;
+        for m in &s.must_contain {
+            if !body.contains(m.as_str()) {
+                return Err(format!("{}: the response lacks {m:?}", s.label).into());
+            }
+        }
+        if s.fragment && body.contains("<html") {
+            return Err(format!("{}: got a full page, not the fragment", s.label).into());
+        }
+        s.bytes = body.len();
+    }
+    // Round-robin: every round requests every scenario once, so noise from the shared
+    // machine spreads evenly instead of landing on one scenario.
+    for (extra, warmup, rounds) in [
+        (false, WARMUP_ROUNDS, plan.samples),
+        (true, WARMUP_ROUNDS / 5, (plan.samples / 5).max(20)),
+    ] {
+        for _ in 0..warmup {
+            for s in all.iter().filter(|s| s.extra == extra) {
+                fetch(&client, &base, s).await?;
+            }
+        }
+        for round in 0..rounds {
+            for s in all.iter_mut().filter(|s| s.extra == extra) {
+                let (d, _) = fetch(&client, &base, s).await?;
+                s.samples.push(d);
+            }
+            if (round + 1) % 100 == 0 || round + 1 == rounds {
+                println!("  {} / {rounds} rounds", round + 1);
+            }
+        }
+    }
+    Ok(all)
+}
+
+// ---------------------------------------------------------------------------------
+// Report
+
+fn report(results: &[BackendResult], plan: Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "API Keys page, {} keys in all, {} in the measured channel, page size {PAGE_SIZE}; \
+         sequential keep-alive requests, round-robin over the scenarios, n per scenario after \
+         {WARMUP_ROUNDS} warm-up rounds ((d) in a later phase: {} after {}); client-side wall \
+         time on loopback, in ms.\n",
+        plan.total,
+        plan.main,
+        (plan.samples / 5).max(20),
+        WARMUP_ROUNDS / 5
+    );
+    let _ = writeln!(
+        out,
+        "| backend | scenario | n | p50 | p95 | p99 | max | mean | p95 ÷ first page p95 | body |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in results {
+        for s in &r.scenarios {
+            let st = s.stats();
+            let first = r
+                .scenarios
+                .iter()
+                .find(|f| f.kind == Kind::First && f.fragment == s.fragment)
+                .map(|f| f.stats().p95)
+                .unwrap_or(f64::NAN);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}× | {:.1} kB |",
+                r.backend,
+                s.label,
+                s.samples.len(),
+                st.p50,
+                st.p95,
+                st.p99,
+                st.max,
+                st.mean,
+                st.p95 / first,
+                s.bytes as f64 / 1000.0
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nTargets: p95 < {TARGET_P95_MS} ms for (a), (b), (c); (b) p95 ≤ {TARGET_DEEP_RATIO}× (a) p95.\n"
+    );
+    for r in results {
+        let _ = writeln!(
+            out,
+            "- {} (seeded in {:.0} s; filter `{FILTER}` matches {} keys):",
+            r.backend, r.seeded.seconds, r.seeded.filter_total
+        );
+        for fragment in [false, true] {
+            let find = |k: Kind| {
+                r.scenarios
+                    .iter()
+                    .find(|s| s.kind == k && s.fragment == fragment)
+                    .map(|s| s.stats())
+            };
+            let (Some(a), Some(b), Some(c)) =
+                (find(Kind::First), find(Kind::Deep), find(Kind::Filter))
+            else {
+                continue;
+            };
+            let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+            let _ = writeln!(
+                out,
+                "  - {}: (a) p95 {:.2} ms {}; (b) p95 {:.2} ms {}; (c) p95 {:.2} ms {}; deep ÷ first {:.2}× {}",
+                if fragment {
+                    "htmx fragment"
+                } else {
+                    "full page"
+                },
+                a.p95,
+                verdict(a.p95 < TARGET_P95_MS),
+                b.p95,
+                verdict(b.p95 < TARGET_P95_MS),
+                c.p95,
+                verdict(c.p95 < TARGET_P95_MS),
+                b.p95 / a.p95,
+                verdict(b.p95 <= TARGET_DEEP_RATIO * a.p95),
+            );
+        }
+    }
+    out
+}
