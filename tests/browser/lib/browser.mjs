@@ -98,6 +98,8 @@ export async function openBrowser({ baseURL, javaScriptEnabled = true, viewport 
   const add = (kind, text, url) => problems.push({ kind, text, url });
   await context.exposeBinding('__lkProblem', (_source, kind, text, url) => add(kind, text, url));
   await context.addInitScript(installProblemReporter);
+  // The last requests, printed when a test fails: what the page asked and got.
+  const recent = [];
   const watch = (page) => {
     page.on('console', (msg) => {
       const text = msg.text();
@@ -107,6 +109,12 @@ export async function openBrowser({ baseURL, javaScriptEnabled = true, viewport 
     });
     page.on('pageerror', (err) => add('pageerror', String(err && err.stack || err), page.url()));
     page.on('response', (res) => {
+      const req = res.request();
+      const kind = req.headers()['hx-request'] ? 'htmx' : req.resourceType();
+      if (kind !== 'stylesheet' && kind !== 'script' && kind !== 'image') {
+        recent.push(`${res.status()} ${req.method()} ${res.url()} (${kind})`);
+        if (recent.length > 25) recent.shift();
+      }
       if (res.status() >= 500) add('http', `${res.status()} ${res.request().method()} ${res.url()}`, page.url());
     });
   };
@@ -128,6 +136,9 @@ export async function openBrowser({ baseURL, javaScriptEnabled = true, viewport 
       assert.deepEqual(bad, [], `the pages reported errors:\n${bad.map((p) => `  [${p.kind}] ${p.text} (on ${p.url})`).join('\n')}`);
     },
     async failureShot(name) {
+      process.stderr.write(`--- ${name}: pages ${context.pages().map((p) => p.url()).join(', ')}\n`);
+      process.stderr.write(`--- last requests:\n${recent.map((r) => `  ${r}`).join('\n')}\n`);
+      if (problems.length) process.stderr.write(`--- page problems:\n${problems.map((p) => `  [${p.kind}] ${p.text}`).join('\n')}\n`);
       try {
         mkdirSync(FAILURES, { recursive: true });
         for (const [i, p] of context.pages().entries()) {

@@ -234,6 +234,39 @@ browserTest('the pencil edits every setting of a key', opts, async (s) => {
   assert.equal(await row.locator('.tip').count(), 0, 'no description, no icon');
 });
 
+// htmx takes over swapped-in content only when it settles; with a settle delay, a click
+// in that gap submitted the new form natively (a full page load, and in CI once a lost
+// toast). Clicking Save in the very task that swaps the form in must stay in the page.
+browserTest('a click the moment a form is swapped in is still handled in the page', opts, async (s) => {
+  const { page } = s;
+  await s.login();
+  const channel = await createChannel(page, 'Fast clicks');
+  const [key] = await createKeys(page, channel, ['quick']);
+  await page.goto(`/channels/${channel}/keys`);
+  await page.locator(`tr#key-${key.keyId} a[title=Edit]`).click();
+  await topDialog(page).waitFor();
+  await page.fill('#key-name', 'quicker');
+  await page.evaluate(() => { window.__sameDocument = true; });
+  await page.evaluate(() => new Promise((resolve) => {
+    const watch = new MutationObserver(() => {
+      const field = document.getElementById('cidr-0');
+      if (!field) return;
+      watch.disconnect();
+      field.value = '10.0.0.0/8';
+      document.querySelector('#key-form button[name=save]').click();
+      resolve();
+    });
+    watch.observe(document.body, { childList: true, subtree: true });
+    document.querySelector('#key-form button[name=add_cidr]').click();
+  }));
+  await topDialog(page).waitFor({ state: 'detached' });
+  await page.locator('.toast-success', { hasText: 'Saved “quicker”.' }).waitFor();
+  assert.equal(await page.evaluate(() => window.__sameDocument === true), true, 'no page load happened');
+  await page.locator(`tr#key-${key.keyId} a[title=Edit]`).click();
+  await topDialog(page).waitFor();
+  assert.deepEqual(await page.$$eval('#key-form input[name=cidr]', (els) => els.map((e) => e.value)), ['10.0.0.0/8']);
+});
+
 browserTest('the generate form shows field errors next to the fields and keeps what was typed', opts, async (s) => {
   const { page } = s;
   await s.login();
