@@ -27,8 +27,6 @@ pub async fn log_requests(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
     let res = next.call(req).await?;
     let micros = started.elapsed().as_micros() as u64;
     if let Some(state) = res
@@ -41,6 +39,7 @@ pub async fn log_requests(
             .unwrap_or_else(|| "unmatched".to_owned());
         state.metrics.observe(&route, res.status().as_u16(), micros);
     }
+    let (method, path) = (res.request().method(), res.request().path());
     if path.starts_with("/api/") {
         // The API is recorded in the request log; per-request lines would only slow it.
         tracing::debug!(method = %method, path = %path, status = res.status().as_u16(), micros = started.elapsed().as_micros() as u64, "api request");

@@ -80,7 +80,8 @@ impl PlainKey {
         let secret_len = KEY_LEN - prefix.len() - 1 - KEY_ID_LEN - 1 - CHECKSUM_LEN;
         let secret = random_base62(secret_len);
         let body = format!("{prefix}_{key_id}_{secret}");
-        let full = format!("{body}{}", checksum(&body));
+        let mut full = body.clone();
+        full.extend(checksum(&body).map(char::from));
         let parts = KeyParts {
             prefix: prefix.to_owned(),
             key_id,
@@ -110,15 +111,16 @@ impl PlainKey {
         if key_id.len() != KEY_ID_LEN || rest.len() <= CHECKSUM_LEN {
             return Err(KeyFormatError::Structure);
         }
+        // Base62 is exactly the ASCII letters and digits.
         if !key_id
             .bytes()
             .chain(rest.bytes())
-            .all(|b| BASE62.contains(&b))
+            .all(|b| b.is_ascii_alphanumeric())
         {
             return Err(KeyFormatError::Charset);
         }
         let (body, sum) = input.split_at(KEY_LEN - CHECKSUM_LEN);
-        if checksum(body) != sum {
+        if checksum(body) != sum.as_bytes() {
             return Err(KeyFormatError::Checksum);
         }
         let parts = KeyParts {
@@ -147,18 +149,18 @@ impl PlainKey {
 
 /// Is `s` shaped like a key id (12 base62 characters)?
 pub fn looks_like_key_id(s: &str) -> bool {
-    s.len() == KEY_ID_LEN && s.bytes().all(|b| BASE62.contains(&b))
+    s.len() == KEY_ID_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// CRC32 of `body` as 6 base62 characters (62^6 > 2^32, so every value fits).
-fn checksum(body: &str) -> String {
+fn checksum(body: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = crc32fast::hash(body.as_bytes()) as u64;
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    out
 }
 
 #[cfg(test)]
