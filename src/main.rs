@@ -5,6 +5,12 @@ use latchkey::config::{Cli, Command};
 use latchkey::startup::Application;
 use latchkey::telemetry;
 
+/// mimalloc instead of glibc's malloc: under load the request log allocates on the
+/// blocking pool's threads and glibc's per-thread arenas kept that memory (resident
+/// memory after the verification benchmark: see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.settings.log_format);
