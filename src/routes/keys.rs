@@ -702,17 +702,25 @@ pub async fn act_on_key(
             let fresh = load_channel(&state, &user, channel.id).await?;
             // Re-render the page the person is on (its filter, sort and position come
             // from HX-Current-URL) so the range and the rows below move up.
-            let on_keys_page = hx.current_path.as_deref() == Some(keys_url(channel.id).as_str())
-                || hx.current_path.as_deref() == Some("/channels");
+            // The All keys page (/keys) is re-rendered the same way.
+            let current = hx.current_path.as_deref();
+            let on_all_keys = current == Some("/keys");
+            let on_keys_page = on_all_keys
+                || current == Some(keys_url(channel.id).as_str())
+                || current == Some("/channels");
             let results = if on_keys_page {
                 let params: ListParams = hx
                     .current_query
                     .as_deref()
                     .and_then(|q| serde_urlencoded::from_str(q).ok())
                     .unwrap_or_default();
-                load_results(&state, &user, &fresh, ListQuery::parse(&params), true)
-                    .await?
-                    .render()?
+                let query = ListQuery::parse(&params);
+                if on_all_keys {
+                    all_keys_results(&state, &user, &query, true).await?
+                } else {
+                    load_results(&state, &user, &fresh, query, true).await?
+                }
+                .render()?
             } else {
                 String::new()
             };
@@ -723,7 +731,11 @@ pub async fn act_on_key(
             }
             .render()?
                 + &ModalCloseOob { id: "modal-stack" }.render()?
-                + &stats(&state, &user, &fresh, true).render()?
+                + &if on_all_keys {
+                    String::new() // no channel header there
+                } else {
+                    stats(&state, &user, &fresh, true).render()?
+                }
                 + &results;
             let mut res = HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
@@ -815,15 +827,13 @@ pub async fn show_key(
 }
 
 /// All keys: one search across channels, for admins and support.
-pub async fn all_keys(
-    state: web::Data<AppState>,
-    user: CurrentUser,
-    hx: HxRequest,
-    session: Session,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, AppError> {
-    user.require(Action::SearchAllKeys)?;
-    let query = ListQuery::parse(&params);
+/// The results of the All keys page: every channel the person may see.
+async fn all_keys_results(
+    state: &AppState,
+    user: &CurrentUser,
+    query: &ListQuery,
+    oob: bool,
+) -> Result<KeysResults, AppError> {
     let all = db::run(&state.pool, channels::list).await?;
     // People who may not see the system channel do not find its keys here either.
     let hidden = if user.may(Action::UseSystemChannel) {
@@ -841,17 +851,17 @@ pub async fn all_keys(
         keys::list_page(c, keys::Within::AllExcept(hidden), &q, Some(known))
     })
     .await?;
-    let mut perms = permissions(&user);
+    let mut perms = permissions(user);
     perms.create = false;
     let mut results = KeysResults::new(
         0,
         &page,
-        &query,
+        query,
         db::now(),
         perms,
         false,
         "/keys".into(),
-        false,
+        oob,
     );
     results.show_channel = true;
     for (row, key) in results.rows.iter_mut().zip(&page.rows) {
@@ -859,6 +869,19 @@ pub async fn all_keys(
             row.channel = Some((c.id, c.name.clone()));
         }
     }
+    Ok(results)
+}
+
+pub async fn all_keys(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    hx: HxRequest,
+    session: Session,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::SearchAllKeys)?;
+    let query = ListQuery::parse(&params);
+    let results = all_keys_results(&state, &user, &query, false).await?;
     if hx.targets("keys-results") {
         let canonical = format!("/keys{}", query.href(query.cursor, query.pos));
         let mut res = render(StatusCode::OK, &results)?;

@@ -360,3 +360,23 @@ browserTest('after a delete the page range counts one key fewer', opts, async (s
     assert.equal(range, '1–2 of 2', `after the delete the range says “${range}”`);
   }, { timeout: 2000 });
 });
+
+browserTest('a delete on the All keys page also moves its range', opts, async (s) => {
+  const { page } = s;
+  await s.login();
+  const channel = await createChannel(page, 'Everywhere');
+  const [doomed] = await createKeys(page, channel, ['everywhere-1', 'everywhere-2', 'everywhere-3']);
+  await page.goto('/keys?q=everywhere-');
+  assert.equal((await page.textContent('.page-range')).trim(), '1–3 of 3');
+  await openMenuItem(page, doomed.keyId, 'Delete');
+  await topDialog(page).locator('button[type=submit]').click();
+  await page.locator('.toast-success', { hasText: '“everywhere-1” deleted.' }).waitFor();
+  await page.locator(`tr#key-${doomed.keyId}`).waitFor({ state: 'detached' });
+  await eventually(async () => {
+    const range = (await page.textContent('.page-range')).trim();
+    assert.equal(range, '1–2 of 2', `after the delete the range says “${range}”`);
+  }, { timeout: 2000 });
+  // The filter is kept: the page still shows only the matching keys.
+  assert.equal(await page.inputValue('#key-filter'), 'everywhere-');
+  assert.equal(await page.locator('#keys-results tbody tr[id^=key-]').count(), 2);
+});
