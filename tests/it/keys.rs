@@ -457,7 +457,7 @@ async fn twenty_simultaneous_creates_at_a_limit_of_five_make_exactly_five_keys()
     let page = admin.get(&url).await;
     assert!(
         page.body
-            .contains("disabled aria-describedby=\"limit-reason-")
+            .contains("aria-disabled=\"true\" aria-describedby=\"limit-reason-")
     );
     assert!(
         page.body

@@ -42,6 +42,20 @@ browserTest('at the limit the create button is disabled and says why; deleting a
   const box = await tip.boundingBox();
   const vp = page.viewportSize();
   assert.ok(box.x >= 0 && box.x + box.width <= vp.width, 'the tooltip fits on the screen');
+  // Keyboard users reach the button too (a natively disabled one leaves the Tab order)
+  // and the reason shows on focus; Enter does nothing.
+  await page.mouse.move(0, 0);
+  await eventually(async () => (await tip.evaluate((el) => getComputedStyle(el).opacity)) === '0');
+  await page.locator('#key-filter').focus();
+  let reached = false;
+  for (let i = 0; i < 15 && !reached; i++) {
+    await page.keyboard.press('Shift+Tab');
+    reached = await button.evaluate((el) => el === document.activeElement);
+  }
+  assert.ok(reached, 'Shift+Tab from the filter reaches the create button');
+  await eventually(async () => (await tip.evaluate((el) => getComputedStyle(el).opacity)) === '1');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.locator('#modal-stack dialog').count(), 0, 'Enter opens nothing');
 
   // The server refuses a create past the limit, whatever the page shows.
   const res = await csrfPost(page, `/channels/${channel}/keys`, [['name', 'third'], ['enabled', 'on'], ['save', '1']]);
