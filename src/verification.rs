@@ -214,18 +214,20 @@ pub fn spawn_change_poller(pool: Pool, cache: Arc<KeyCache>, every: Duration) {
         loop {
             ticker.tick().await;
             // Housekeeping, about every ten minutes: change records every instance has
-            // long seen, and login attempts older than the throttling window needs.
+            // long seen, login attempts older than the throttling window needs, and
+            // sessions past their end (refused already; this only frees the rows).
             if last_prune.elapsed() >= Duration::from_secs(600) {
                 last_prune = std::time::Instant::now();
                 let pruned = db::run(&pool, |c| {
                     let now = db::now();
                     let changes = db::keys::prune_changes(c, now - time::Duration::hours(1))?;
                     let attempts = db::login_attempts::prune(c, now - time::Duration::days(1))?;
-                    Ok(changes + attempts)
+                    let sessions = db::sessions::delete_expired(c)?;
+                    Ok(changes + attempts + sessions)
                 })
                 .await;
                 if let Err(e) = pruned {
-                    tracing::warn!(error = %e, "pruning old change records failed");
+                    tracing::warn!(error = %e, "pruning old records failed");
                 }
             }
             let since = last_seen;

@@ -181,3 +181,37 @@ async fn a_misspelled_database_scheme_is_refused_instead_of_creating_sqlite() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported DATABASE_URL scheme"));
 }
+
+/// Housekeeping (run by the change poller about every ten minutes) frees the rows of
+/// ended sessions and leaves live ones working.
+#[tokio::test]
+async fn housekeeping_removes_ended_sessions_and_keeps_live_ones() {
+    use diesel::prelude::*;
+    use latchkey::db::schema::sessions;
+
+    let app = spawn_app().await;
+    let live = app.admin().await;
+    let ended = app.admin().await;
+    let count = |app: &crate::helpers::TestApp| -> i64 {
+        sessions::table
+            .count()
+            .get_result(&mut *app.conn())
+            .unwrap()
+    };
+    assert_eq!(count(&app), 2);
+    // End one session by moving its end into the past (the newest row is `ended`'s).
+    let newest: i64 = sessions::table
+        .select(sessions::id)
+        .order(sessions::id.desc())
+        .first(&mut *app.conn())
+        .unwrap();
+    diesel::update(sessions::table.find(newest))
+        .set(sessions::expires_at.eq(latchkey::db::now() - time::Duration::minutes(1)))
+        .execute(&mut *app.conn())
+        .unwrap();
+    ended.get("/channels").await.assert_status(303);
+    let removed = latchkey::db::sessions::delete_expired(&mut app.conn()).unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(count(&app), 1);
+    live.get("/channels").await.assert_status(200);
+}
