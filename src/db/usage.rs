@@ -29,24 +29,31 @@ pub struct LastUsed {
     pub ip: Option<String>,
 }
 
-/// Writes one batch in one transaction, 1,000 rows per INSERT (7,000 bound values:
-/// under the limits of both backends). Multi-row INSERT is not available through the
-/// shared connection type, so this matches on the backend (same statement for both).
+/// Writes one batch in one transaction: on SQLite 1,000 rows per INSERT (7,000 bound
+/// values, under its limit), on PostgreSQL one binary COPY. Neither is available
+/// through the shared connection type, so this matches on the backend.
 pub fn write_batch(
     conn: &mut DbConnection,
     rows: &[NewRequest],
     last_used: &[(i64, LastUsed)],
 ) -> DbResult<()> {
     conn.transaction(|conn| {
-        for chunk in rows.chunks(1000) {
-            match conn {
-                DbConnection::Sqlite(c) => diesel::insert_into(request_log::table)
-                    .values(chunk)
-                    .execute(c)?,
-                DbConnection::Postgresql(c) => diesel::insert_into(request_log::table)
-                    .values(chunk)
-                    .execute(c)?,
-            };
+        match conn {
+            DbConnection::Sqlite(c) => {
+                for chunk in rows.chunks(1000) {
+                    diesel::insert_into(request_log::table)
+                        .values(chunk)
+                        .execute(c)?;
+                }
+            }
+            // COPY (binary) rather than INSERT: under sustained load the INSERTs fell
+            // behind and the buffer had to drop rows (BENCHMARKS.md).
+            DbConnection::Postgresql(c) if !rows.is_empty() => {
+                diesel::copy_from(request_log::table)
+                    .from_insertable(rows)
+                    .execute(c)?;
+            }
+            DbConnection::Postgresql(_) => {}
         }
         for (id, used) in last_used {
             let order = order_of(used.at);
