@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod counts;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub pool: Pool,
     pub settings: Arc<Settings>,
     pub cache: Arc<KeyCache>,
+    /// Totals of filtered key lists, forgotten whenever keys change.
+    pub counts: Arc<crate::counts::FilterCounts>,
     pub usage: Arc<UsageRecorder>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -63,13 +65,19 @@ impl Application {
         let workers = settings.workers;
         let secure = settings.secure_cookies;
         let cache = Arc::new(KeyCache::new(settings.key_cache_size));
+        let counts = Arc::new(crate::counts::FilterCounts::default());
         let usage = Arc::new(UsageRecorder::default());
         usage::spawn_flusher(
             usage.clone(),
             pool.clone(),
             Duration::from_millis(settings.usage_flush_ms.max(10)),
         );
-        verification::spawn_change_poller(pool.clone(), cache.clone(), Duration::from_millis(500));
+        verification::spawn_change_poller(
+            pool.clone(),
+            cache.clone(),
+            counts.clone(),
+            Duration::from_millis(500),
+        );
         postback::spawn_worker(
             pool.clone(),
             postback_signer(&settings),
@@ -83,6 +91,7 @@ impl Application {
             pool: pool.clone(),
             settings: Arc::new(settings),
             cache,
+            counts,
             usage: usage.clone(),
             metrics: Arc::default(),
         });
@@ -291,6 +300,7 @@ impl AppState {
             for hash in changed.hashes() {
                 self.cache.invalidate(hash);
             }
+            self.counts.forget_all();
         }
         Ok(result)
     }

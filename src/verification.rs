@@ -200,7 +200,12 @@ impl KeyCache {
 
 /// Polls `key_changes` so that a change made by another instance sharing the
 /// database is honoured here within about half a second.
-pub fn spawn_change_poller(pool: Pool, cache: Arc<KeyCache>, every: Duration) {
+pub fn spawn_change_poller(
+    pool: Pool,
+    cache: Arc<KeyCache>,
+    counts: Arc<crate::counts::FilterCounts>,
+    every: Duration,
+) {
     actix_web::rt::spawn(async move {
         let mut last_seen = match db::run(&pool, db::keys::latest_change_id).await {
             Ok(id) => id,
@@ -233,6 +238,9 @@ pub fn spawn_change_poller(pool: Pool, cache: Arc<KeyCache>, every: Duration) {
             let since = last_seen;
             match db::run(&pool, move |c| db::keys::changes_since(c, since)).await {
                 Ok(changes) => {
+                    if !changes.is_empty() {
+                        counts.forget_all();
+                    }
                     for (id, hash) in changes {
                         cache.invalidate(&hash);
                         last_seen = last_seen.max(id);

@@ -244,8 +244,8 @@ fn walk(
 }
 
 /// One page of the keys `within` a channel or across channels.
-/// `known_total` skips the count when the caller already knows it (the channel's
-/// `key_count` for an unfiltered list).
+/// `known_total` skips the count when the caller already knows the total of this very
+/// list (the channel's `key_count` for an unfiltered list, a remembered filter total).
 pub fn list_page(
     conn: &mut DbConnection,
     within: Within,
@@ -313,9 +313,9 @@ pub fn list_page(
         };
         (prev, more)
     };
-    let total = match (known_total, &q.filter) {
-        (Some(n), Filter::None) if q.risk.is_none() => n,
-        _ => filtered(within, &q.filter, q.risk)
+    let total = match known_total {
+        Some(n) => n,
+        None => filtered(within, &q.filter, q.risk)
             .count()
             .get_result(conn)?,
     };

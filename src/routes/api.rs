@@ -307,11 +307,14 @@ pub async fn list_keys(
     caller.require(SCOPE_READ)?;
     let channel = reachable_channel(&state, &caller, params.channel_id).await?;
     let query = ListQuery::parse(&params.list);
-    let (cid, known, q) = (channel.id, channel.key_count, query.clone());
-    let page = db::run(&state.pool, move |c| {
-        keys::list_page(c, keys::Within::Channel(cid), &q, Some(known))
-    })
-    .await?;
+    let page = super::keys::key_page(
+        &state,
+        keys::Within::Channel(channel.id),
+        &query,
+        channel.key_count,
+    )
+    .await
+    .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "data": page.rows.iter().map(KeyJson::of).collect::<Vec<_>>(),
         "total": page.total,

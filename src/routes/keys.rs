@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use crate::counts::FilterCounts;
 use crate::db::channels::{self, Channel};
 use crate::db::keys::{self, ApiKey, NewKey, WriteError};
 use crate::db::usage::{self, StatusFilter};
@@ -15,7 +16,7 @@ use crate::db::{self};
 use crate::domain::grace::Grace;
 use crate::domain::key::PlainKey;
 use crate::domain::key_settings::{KeyErrors, KeyInput, parse_name};
-use crate::domain::list::{ListParams, ListQuery, Risk};
+use crate::domain::list::{Filter, ListParams, ListQuery, Risk};
 use crate::domain::role::Action;
 use crate::error::{AppError, render};
 use crate::htmx::{self, HxRequest};
@@ -79,6 +80,31 @@ async fn load_key(
     Ok((key, channel))
 }
 
+/// One page of keys. `unfiltered_total` is the list's size without a filter (the
+/// channel's `key_count`); a filtered total comes from `state.counts` when remembered,
+/// else it is counted and remembered.
+pub(super) async fn key_page(
+    state: &AppState,
+    within: keys::Within,
+    query: &ListQuery,
+    unfiltered_total: i64,
+) -> Result<keys::KeyPage, AppError> {
+    let remember = FilterCounts::key(within, query);
+    let unfiltered = matches!(query.filter, Filter::None) && query.risk.is_none();
+    let known = if unfiltered {
+        Some(unfiltered_total)
+    } else {
+        remember.as_deref().and_then(|k| state.counts.get(k))
+    };
+    let generation = state.counts.generation();
+    let q = query.clone();
+    let page = db::run(&state.pool, move |c| keys::list_page(c, within, &q, known)).await?;
+    if let (None, Some(k)) = (known, remember) {
+        state.counts.put(k, generation, page.total);
+    }
+    Ok(page)
+}
+
 async fn load_results(
     state: &AppState,
     user: &CurrentUser,
@@ -86,10 +112,12 @@ async fn load_results(
     query: ListQuery,
     oob: bool,
 ) -> Result<KeysResults, AppError> {
-    let (cid, known, q) = (channel.id, channel.key_count, query.clone());
-    let page = db::run(&state.pool, move |c| {
-        keys::list_page(c, keys::Within::Channel(cid), &q, Some(known))
-    })
+    let page = key_page(
+        state,
+        keys::Within::Channel(channel.id),
+        &query,
+        channel.key_count,
+    )
     .await?;
     let at_limit =
         channel.key_count >= channel.effective_limit(state.settings.max_keys_per_channel);
@@ -846,11 +874,7 @@ async fn all_keys_results(
         .filter(|c| Some(c.id) != hidden)
         .map(|c| c.key_count)
         .sum();
-    let q = query.clone();
-    let page = db::run(&state.pool, move |c| {
-        keys::list_page(c, keys::Within::AllExcept(hidden), &q, Some(known))
-    })
-    .await?;
+    let page = key_page(state, keys::Within::AllExcept(hidden), query, known).await?;
     let mut perms = permissions(user);
     perms.create = false;
     let mut results = KeysResults::new(

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use latchkey::db::schema::{api_keys, request_log};
 
 use crate::helpers::{Browser, spawn_app_with, spawn_on};
-use crate::keys::{channel, generate, key_id_of};
+use crate::keys::{channel, generate, key_id_of, range_of};
 use crate::postback::{Receiver, fast_postbacks};
 
 #[tokio::test]
@@ -99,6 +99,19 @@ async fn two_instances_share_sessions_revocations_and_background_work() {
     assert_eq!(got_all.len(), 10, "nothing delivered twice");
     let ids: std::collections::HashSet<&String> = got_all.iter().map(|r| &r.delivery).collect();
     assert_eq!(ids.len(), 10);
+
+    // A filtered total remembered on two is counted again after a create on one.
+    let hooked = format!("/channels/{cid}/keys?q=hooked");
+    assert_eq!(range_of(&on_two.get(&hooked).await.body), "1–10 of 10");
+    generate(&admin, cid, &[("name", "hooked-extra"), ("enabled", "on")]).await;
+    let created_at = Instant::now();
+    while range_of(&on_two.get(&hooked).await.body) != "1–11 of 11" {
+        assert!(
+            created_at.elapsed() < Duration::from_secs(2),
+            "instance two still shows the total from before a create on one"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let verifier_id: i64 = api_keys::table
         .filter(api_keys::key_id.eq(key_id_of(&verifier)))

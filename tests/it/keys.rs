@@ -494,7 +494,7 @@ async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> 
     futures_util::future::join_all(futs).await
 }
 
-fn range_of(body: &str) -> String {
+pub(crate) fn range_of(body: &str) -> String {
     let at = body.find("class=\"page-range\"").unwrap();
     let start = body[at..].find('>').unwrap() + at + 1;
     let end = body[start..].find('<').unwrap() + start;
@@ -995,4 +995,40 @@ async fn support_sees_no_create_or_edit_controls() {
     assert!(!page.body.contains("/rename\""));
     assert!(page.body.contains("/confirm/deactivate"));
     assert!(page.body.contains("/confirm/delete"));
+}
+
+/// Filtered totals are remembered between requests (counting a substring filter reads
+/// every key of the channel), so every kind of key write must make them count again.
+#[tokio::test]
+async fn a_filtered_total_follows_creates_renames_and_deletes() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Totals", "").await;
+    let first = generate(&admin, cid, &[("name", "alpha-1"), ("enabled", "on")]).await;
+    generate(&admin, cid, &[("name", "alpha-2"), ("enabled", "on")]).await;
+    let beta = generate(&admin, cid, &[("name", "beta-1"), ("enabled", "on")]).await;
+    let filtered = format!("/channels/{cid}/keys?q=alpha");
+    let total = |body: &str| range_of(body);
+    assert_eq!(total(&admin.get(&filtered).await.body), "1–2 of 2");
+    assert_eq!(total(&admin.get(&filtered).await.body), "1–2 of 2");
+    assert_eq!(total(&admin.get("/keys?q=alpha").await.body), "1–2 of 2");
+
+    generate(&admin, cid, &[("name", "alpha-3"), ("enabled", "on")]).await;
+    assert_eq!(total(&admin.get(&filtered).await.body), "1–3 of 3");
+    assert_eq!(total(&admin.get("/keys?q=alpha").await.body), "1–3 of 3");
+
+    let beta_id = key_id_of(&beta);
+    admin
+        .post_form(&format!("/keys/{beta_id}/rename"), &[("name", "alpha-b")])
+        .await
+        .assert_status(303);
+    assert_eq!(total(&admin.get(&filtered).await.body), "1–4 of 4");
+
+    let first_id = key_id_of(&first);
+    admin
+        .post_form(&format!("/keys/{first_id}/delete"), &[])
+        .await
+        .assert_status(303);
+    assert_eq!(total(&admin.get(&filtered).await.body), "1–3 of 3");
+    assert_eq!(total(&admin.get("/keys?q=alpha").await.body), "1–3 of 3");
 }
