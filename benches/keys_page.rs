@@ -35,24 +35,21 @@
 //! `LATCHKEY_BENCH_SKIP_SQLITE=1`, `LATCHKEY_BENCH_KEEP=1` (keep the databases, to
 //! study query plans), `LATCHKEY_BIN` (the server binary to start).
 
-use std::error::Error;
+mod common;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{
+    ADMIN_PASSWORD, Id, KEY_COLUMNS, PgDatabase, Res, Server, XorShift, env_flag, sql_str, sql_time,
+};
 use diesel::connection::SimpleConnection;
-use diesel::sql_types::{BigInt, Text};
-use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use diesel::sql_types::Text;
+use diesel::{QueryableByName, RunQueryDsl};
 use latchkey::db::{self, DbConnection};
 use latchkey::domain::key::PlainKey;
 
-type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-const ADMIN_PASSWORD: &str = "bench-admin-password-long-enough";
-const SESSION_SECRET: &str = "a-benchmark-session-secret-that-is-long-enough-0123456789abcdef";
 const FILTER: &str = "svc-0004";
 const PAGE_SIZE: usize = 20;
 const OTHER_CHANNELS: usize = 90;
@@ -110,10 +107,6 @@ impl Plan {
     }
 }
 
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 fn run() -> Res<()> {
     let plan = Plan::from_env();
     let started = Instant::now();
@@ -168,53 +161,6 @@ fn server_binary() -> Res<std::path::PathBuf> {
 // ---------------------------------------------------------------------------------
 // Databases
 
-/// A PostgreSQL database of the bench's own, dropped at the end (also on failure).
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    fn create(admin_url: &str) -> Res<Self> {
-        let name = format!(
-            "latchkey_bench_{}",
-            latchkey::domain::secret::random_base62(10).to_lowercase()
-        );
-        PgConnection::establish(admin_url)?.batch_execute(&format!("CREATE DATABASE {name}"))?;
-        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-        Ok(PgDatabase {
-            admin_url: admin_url.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        if env_flag("LATCHKEY_BENCH_KEEP") {
-            println!("kept the PostgreSQL database: {}", self.url);
-            return;
-        }
-        let dropped = PgConnection::establish(&self.admin_url).map(|mut c| {
-            c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-        });
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the bench database {}", self.name);
-        }
-    }
-}
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
 #[derive(QueryableByName)]
 struct KeyIdRow {
     #[diesel(sql_type = Text)]
@@ -241,40 +187,6 @@ fn key_name(n: usize) -> String {
     const ENVS: [&str; 4] = ["prod", "staging", "dev", "ci"];
     format!("svc-{:05}-{}-{:03}", n % 1000, ENVS[n % 4], n / 1000)
 }
-
-fn sql_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// `YYYY-MM-DD HH:MM:SS`: what diesel writes for a whole-second `Timestamp` on SQLite
-/// (and a valid literal on PostgreSQL), so keyset comparisons see the app's format.
-fn sql_time(t: time::PrimitiveDateTime) -> String {
-    format!(
-        "'{:04}-{:02}-{:02} {:02}:{:02}:{:02}'",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// A small deterministic generator for the non-secret spread (last use, flags).
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-const KEY_COLUMNS: &str = "channel_id, key_id, key_hash, last_four, prefix, name, name_lower, \
-    description, scopes, allowed_cidrs, postback_url, off_the_record, enabled, expires_at, \
-    created_at, created_by, updated_at, last_used_at, last_used_ip, last_used_order";
 
 /// Builds the INSERT statements on one thread while the database executes them on the
 /// other: `ROWS_PER_INSERT` rows a statement, one key a second back from now, oldest
@@ -484,83 +396,6 @@ fn seed(url: &str, plan: Plan, label: &str) -> Res<Seeded> {
 
 // ---------------------------------------------------------------------------------
 // The server
-
-struct Server {
-    child: Child,
-    addr: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(bin: &std::path::Path, url: &str) -> Res<Self> {
-        let mut child = Command::new(bin)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", url)
-            .env("LATCHKEY_BIND", "127.0.0.1:0")
-            .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("LATCHKEY_SESSION_SECRET", SESSION_SECRET)
-            .env("LATCHKEY_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        pump(child.stdout.take(), stdout.clone());
-        pump(child.stderr.take(), stderr.clone());
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            stderr,
-        };
-        let started = Instant::now();
-        loop {
-            let found = stdout
-                .lock()
-                .map_err(|_| "poisoned")?
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("Latchkey listening on http://")
-                        .map(str::to_owned)
-                });
-            if let Some(addr) = found {
-                server.addr = addr;
-                return Ok(server);
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("latchkey exited with {status}: {}", server.log()).into());
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err(format!("latchkey did not start: {}", server.log()).into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-fn pump(stream: Option<impl std::io::Read + Send + 'static>, into: Arc<Mutex<String>>) {
-    let Some(stream) = stream else { return };
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if let Ok(mut buf) = into.lock() {
-                buf.push_str(&line);
-                buf.push('\n');
-            }
-        }
-    });
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------------
 // Measuring
