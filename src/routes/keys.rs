@@ -727,30 +727,35 @@ pub async fn act_on_key(
                 sess::set_flash(&session, &message)?;
                 return Ok(see_other(&keys_url(channel.id)));
             }
-            let fresh = load_channel(&state, &user, channel.id).await?;
             // Re-render the page the person is on (its filter, sort and position come
-            // from HX-Current-URL) so the range and the rows below move up.
-            // The All keys page (/keys) is re-rendered the same way.
+            // from HX-Current-URL) so the range and the rows below move up: a channel's
+            // keys (page or dialog) with its header, or All keys (no channel header).
             let current = hx.current_path.as_deref();
             let on_all_keys = current == Some("/keys");
             let on_keys_page = on_all_keys
                 || current == Some(keys_url(channel.id).as_str())
                 || current == Some("/channels");
-            let results = if on_keys_page {
-                let params: ListParams = hx
-                    .current_query
+            let query = ListQuery::parse(
+                &hx.current_query
                     .as_deref()
-                    .and_then(|q| serde_urlencoded::from_str(q).ok())
-                    .unwrap_or_default();
-                let query = ListQuery::parse(&params);
-                if on_all_keys {
-                    all_keys_results(&state, &user, &query, true).await?
-                } else {
-                    load_results(&state, &user, &fresh, query, true).await?
-                }
-                .render()?
+                    .and_then(|q| serde_urlencoded::from_str::<ListParams>(q).ok())
+                    .unwrap_or_default(),
+            );
+            let refreshed = if on_all_keys {
+                all_keys_results(&state, &user, &query, true)
+                    .await?
+                    .render()?
             } else {
-                String::new()
+                let fresh = load_channel(&state, &user, channel.id).await?;
+                let header = stats(&state, &user, &fresh, true).render()?;
+                if on_keys_page {
+                    header
+                        + &load_results(&state, &user, &fresh, query, true)
+                            .await?
+                            .render()?
+                } else {
+                    header
+                }
             };
             // The row is swapped with nothing; the toast, the closed modal and the new
             // count arrive out of band.
@@ -759,12 +764,7 @@ pub async fn act_on_key(
             }
             .render()?
                 + &ModalCloseOob { id: "modal-stack" }.render()?
-                + &if on_all_keys {
-                    String::new() // no channel header there
-                } else {
-                    stats(&state, &user, &fresh, true).render()?
-                }
-                + &results;
+                + &refreshed;
             let mut res = HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .body(body);
@@ -854,7 +854,6 @@ pub async fn show_key(
     render(StatusCode::OK, &page)
 }
 
-/// All keys: one search across channels, for admins and support.
 /// The results of the All keys page: every channel the person may see.
 async fn all_keys_results(
     state: &AppState,
@@ -896,6 +895,7 @@ async fn all_keys_results(
     Ok(results)
 }
 
+/// All keys: one search across channels, for admins and support.
 pub async fn all_keys(
     state: web::Data<AppState>,
     user: CurrentUser,
