@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use latchkey::db::schema::users;
 use latchkey::domain::role::Role;
 
+use crate::fixtures::{channel, generate, key_id_of};
 use crate::helpers::{ADMIN_PASSWORD, spawn_app};
-use crate::keys::{channel, generate, key_id_of};
 
 fn user_id(app: &crate::helpers::TestApp, name: &str) -> i64 {
     users::table

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use latchkey::db::schema::{api_keys, request_log};
 
-use crate::helpers::{Browser, spawn_app_with, spawn_on};
-use crate::keys::{channel, generate, key_id_of, range_of};
+use crate::fixtures::{channel, generate, key, key_id_of, range_of, save_channel, within_a_second};
+use crate::helpers::{Api, Browser, Options, TestApp, spawn_app, spawn_app_with, spawn_on};
 use crate::postback::{Receiver, fast_postbacks};
 
 #[tokio::test]
@@ -127,4 +127,103 @@ async fn two_instances_share_sessions_revocations_and_background_work() {
         logged, calls,
         "every verification from both instances is logged once"
     );
+}
+
+/// The `name` and `channel` that `api`'s `/verify` answers for `key`.
+async fn seen_by(api: &Api, key: &str) -> (String, String) {
+    let res = api.verify(key).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    (
+        res.body["name"].as_str().unwrap_or_default().to_owned(),
+        res.body["channel"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Two instances on one database, each with a key of channel "Before" named
+/// "old name" cached, and every change before it taken in.
+struct Pair {
+    _one: TestApp,
+    _two: TestApp,
+    admin: Browser,
+    channel_id: i64,
+    api_one: Api,
+    api_two: Api,
+    target: String,
+}
+
+async fn settled_pair() -> Pair {
+    let one = spawn_app().await;
+    let two = spawn_on(one.db.clone(), Options { env: vec![] }).await;
+    let admin = one.admin().await;
+    let cid = channel(&one, &admin, "Before", "").await;
+    let verifier = key(&admin, cid, "verifier", &["verify"], &[]).await;
+    let target = key(&admin, cid, "old name", &[], &[]).await;
+    let canary = key(&admin, cid, "canary", &[], &[]).await;
+    let (api_one, api_two) = (one.api(&verifier), two.api(&verifier));
+    // Let each instance take in every change made so far (the creates), so that what
+    // it caches next is refreshed by the renames alone: a cached canary that changes
+    // on the other instance is seen only after the changes made before it.
+    let on_two = Browser::with_jar(&two.base, admin.jar.clone(), Some(&admin));
+    let canary_id = key_id_of(&canary);
+    for (by, seen_here, seen_on, action, code) in [
+        (&admin, &api_one, &api_two, "deactivate", "DISABLED"),
+        (&on_two, &api_two, &api_one, "activate", "VALID"),
+    ] {
+        // Cached as it is now where it changes, then seen from the other instance.
+        assert_ne!(seen_on.code(&canary, None, &[]).await, code);
+        by.get(&format!("/channels/{cid}/keys")).await;
+        by.post_form(&format!("/keys/{canary_id}/{action}"), &[])
+            .await
+            .assert_status(303);
+        assert_eq!(seen_here.code(&canary, None, &[]).await, code);
+        within_a_second("a canary change on the other instance", || async {
+            seen_on.code(&canary, None, &[]).await == code
+        })
+        .await;
+    }
+    // Both instances have the key (and the caller) cached with the old names.
+    let before = ("old name".to_owned(), "Before".to_owned());
+    assert_eq!(seen_by(&api_one, &target).await, before);
+    assert_eq!(seen_by(&api_two, &target).await, before);
+    Pair {
+        _one: one,
+        _two: two,
+        admin,
+        channel_id: cid,
+        api_one,
+        api_two,
+        target,
+    }
+}
+
+#[tokio::test]
+async fn a_key_renamed_on_one_instance_is_verified_under_its_new_name_on_the_other_within_a_second()
+{
+    let p = settled_pair().await;
+    let kid = key_id_of(&p.target);
+    p.admin
+        .get(&format!("/keys/{kid}/rename"))
+        .await
+        .assert_status(200);
+    p.admin
+        .post_form(&format!("/keys/{kid}/rename"), &[("name", "new name")])
+        .await
+        .assert_status(303);
+    within_a_second("the key's new name on instance two", || async {
+        seen_by(&p.api_two, &p.target).await.0 == "new name"
+    })
+    .await;
+    assert_eq!(seen_by(&p.api_one, &p.target).await.0, "new name");
+}
+
+#[tokio::test]
+async fn a_channel_renamed_on_one_instance_is_verified_under_its_new_name_on_both_within_a_second()
+{
+    let p = settled_pair().await;
+    save_channel(&p.admin, p.channel_id, "After", "").await;
+    within_a_second("the channel's new name on both instances", || async {
+        seen_by(&p.api_two, &p.target).await.1 == "After"
+            && seen_by(&p.api_one, &p.target).await.1 == "After"
+    })
+    .await;
 }

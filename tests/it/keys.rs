@@ -1,91 +1,11 @@
 use diesel::prelude::*;
-use latchkey::db::audit::Actor;
+use latchkey::db::keys;
 use latchkey::db::schema::{api_keys, audit_events, channels};
-use latchkey::db::{self, keys};
 use latchkey::domain::key::PlainKey;
-use latchkey::domain::key_settings::KeyInput;
 use latchkey::domain::role::Role;
 
-use crate::helpers::{Browser, TestApp, spawn_app};
-
-/// Creates a channel through the dashboard and returns its id.
-pub(crate) async fn channel(app: &TestApp, admin: &Browser, name: &str, limit: &str) -> i64 {
-    admin.get("/channels").await;
-    admin
-        .post_form("/channels", &[("name", name), ("key_limit", limit)])
-        .await
-        .assert_status(303);
-    let mut conn = app.conn();
-    channels::table
-        .filter(channels::name.eq(name))
-        .select(channels::id)
-        .first(&mut *conn)
-        .unwrap()
-}
-
-/// Creates `n` keys straight in the database (fast seeding for paging tests).
-pub(crate) fn seed(app: &TestApp, channel_id: i64, names: impl IntoIterator<Item = String>) {
-    let mut conn = app.conn();
-    diesel::update(channels::table.find(channel_id))
-        .set(channels::key_limit.eq(Some(100_000i64)))
-        .execute(&mut *conn)
-        .unwrap();
-    for name in names {
-        let settings = KeyInput {
-            name,
-            enabled: true,
-            ..KeyInput::default()
-        }
-        .parse(&["verify".into()], db::now(), None)
-        .unwrap();
-        let (plain, parts) = PlainKey::generate("lk");
-        keys::insert(
-            &mut conn,
-            &Actor::system(),
-            &keys::NewKey {
-                channel_id,
-                channel_name: "seed",
-                default_limit: 10,
-                settings: &settings,
-                parts: &parts,
-                hash: &plain.hash(),
-            },
-        )
-        .unwrap();
-    }
-}
-
-/// Generates a key through the plain form and returns the revealed plaintext.
-pub(crate) async fn generate(b: &Browser, channel_id: i64, fields: &[(&str, &str)]) -> String {
-    b.get(&format!("/channels/{channel_id}/keys/new"))
-        .await
-        .assert_status(200);
-    let res = b
-        .post_form(&format!("/channels/{channel_id}/keys"), fields)
-        .await;
-    res.assert_status(200);
-    revealed(&res.body)
-}
-
-pub(crate) fn revealed(body: &str) -> String {
-    let marker = "id=\"revealed-key\"";
-    let at = body
-        .find(marker)
-        .unwrap_or_else(|| panic!("no reveal in {body}"));
-    let v = body[at..].find("value=\"").unwrap() + at + 7;
-    let end = body[v..].find('"').unwrap() + v;
-    body[v..end].to_owned()
-}
-
-pub(crate) fn key_id_of(plain: &str) -> String {
-    PlainKey::parse(plain).unwrap().1.key_id
-}
-
-pub(crate) fn stored(app: &TestApp, key_id: &str) -> keys::ApiKey {
-    keys::find_by_key_id(&mut app.conn(), key_id)
-        .unwrap()
-        .expect("key stored")
-}
+use crate::fixtures::{channel, generate, key_id_of, range_of, revealed, seed, stored};
+use crate::helpers::{TestApp, spawn_app};
 
 #[tokio::test]
 async fn an_operator_generates_a_key_that_is_shown_exactly_once() {
@@ -492,13 +412,6 @@ async fn twenty_simultaneous_creates_of_one_name_make_one_key() {
 
 async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     futures_util::future::join_all(futs).await
-}
-
-pub(crate) fn range_of(body: &str) -> String {
-    let at = body.find("class=\"page-range\"").unwrap();
-    let start = body[at..].find('>').unwrap() + at + 1;
-    let end = body[start..].find('<').unwrap() + start;
-    body[start..end].to_owned()
 }
 
 fn link(body: &str, rel: &str) -> Option<String> {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use latchkey::db::schema::{api_keys, channels};
 
+use crate::fixtures::{channel, generate, key_id_of, revealed};
 use crate::helpers::{Browser, Options, TestApp, spawn_app_with, spawn_on};
-use crate::keys::{channel, generate, key_id_of, revealed};
 
 const CLIENTS: usize = 50;
 const LIMIT: i64 = 40;

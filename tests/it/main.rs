@@ -4,6 +4,7 @@
 //! 0 with a fresh database (a SQLite file, or a fresh PostgreSQL database when
 //! `LATCHKEY_TEST_POSTGRES` is set) and talks to it over HTTP with real cookies.
 
+mod fixtures;
 mod helpers;
 
 mod admin;
@@ -13,10 +14,13 @@ mod browser;
 mod channels;
 mod instances;
 mod keys;
+mod layering;
 mod load;
 mod matrix;
+mod policy;
 mod postback;
 mod props;
 mod roll;
 mod schema;
 mod security;
+mod status;

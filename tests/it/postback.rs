@@ -7,8 +7,8 @@ use latchkey::postback::Signer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::fixtures::{channel, generate, key_id_of};
 use crate::helpers::{Options, spawn_app_with, spawn_on};
-use crate::keys::{channel, generate, key_id_of};
 
 const SECRET: &str = "postback-secret-for-tests";
 

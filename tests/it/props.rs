@@ -8,8 +8,8 @@ use latchkey::domain::list::{Filter, ListParams, ListQuery, PAGE_SIZES};
 use latchkey::domain::names::{ChannelName, Username};
 use proptest::prelude::*;
 
+use crate::fixtures::{channel, generate};
 use crate::helpers::spawn_app;
-use crate::keys::{channel, generate};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]

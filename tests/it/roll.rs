@@ -5,8 +5,11 @@ use diesel::prelude::*;
 use latchkey::db::schema::api_keys;
 use serde_json::json;
 
+use crate::fixtures::{
+    ALL_SCOPES, assert_refused, channel, error_code, generate, key, key_id_of, lift_system_limit,
+    revealed, rows_in, spawn_app_with_every_scope, stored, system_channel,
+};
 use crate::helpers::spawn_app;
-use crate::keys::{channel, generate, key_id_of, revealed, stored};
 
 #[tokio::test]
 async fn rolling_in_the_dashboard_reveals_a_copy_and_keeps_the_old_key_for_the_grace() {
@@ -157,15 +160,17 @@ async fn the_grace_never_runs_past_the_old_keys_expiry() {
 
 #[tokio::test]
 async fn rolling_through_the_api() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_every_scope().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "ApiRoll", "").await;
+    // Rolling another key through the API needs keys:admin.
     let manager = generate(
         &admin,
         cid,
         &[
             ("name", "manager"),
             ("scopes", "keys:write"),
+            ("scopes", "keys:admin"),
             ("scopes", "verify"),
             ("enabled", "on"),
         ],
@@ -200,4 +205,195 @@ async fn rolling_through_the_api() {
         .get_result(&mut *app.conn())
         .unwrap();
     assert_eq!(count, 3);
+}
+
+#[tokio::test]
+async fn a_roll_with_a_grace_needs_a_free_slot_and_a_roll_with_no_grace_does_not() {
+    let app = spawn_app_with_every_scope().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Full", "2").await;
+    lift_system_limit(&app);
+    // The verifier lives in the system channel, so it takes no slot of "Full".
+    let verifier = key(&admin, system_channel(&app), "verifier", &["verify"], &[]).await;
+    let writer = key(&admin, cid, "writer", &["keys:write"], &[]).await;
+    let other = key(&admin, cid, "other", &[], &[]).await;
+    let (wid, oid) = (key_id_of(&writer), key_id_of(&other));
+    let api = app.api(&writer);
+    for grace in ["24h", "1h"] {
+        let res = api
+            .post(&format!("/keys/{wid}/roll"), json!({ "grace": grace }))
+            .await;
+        assert_refused(
+            &res,
+            409,
+            "LIMIT_REACHED",
+            &format!("API self-roll {grace}"),
+        );
+    }
+    admin.get(&format!("/channels/{cid}/keys")).await;
+    for grace in ["24h", "1h"] {
+        admin
+            .hx_post(
+                &format!("/keys/{oid}/roll"),
+                "roll-form",
+                &[("grace", grace)],
+            )
+            .await
+            .assert_status(409);
+    }
+    assert_eq!(rows_in(&app, cid), 2, "no successor was made");
+    assert_eq!(stored(&app, &wid).rolled_to_key_id, None);
+    assert_eq!(stored(&app, &oid).rolled_to_key_id, None);
+
+    // Grace "now": the old key stops at once, so no free slot is needed.
+    let res = api
+        .post(&format!("/keys/{wid}/roll"), json!({ "grace": "now" }))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let new_writer = res.body["key"].as_str().unwrap().to_owned();
+    let res = admin
+        .hx_post(
+            &format!("/keys/{oid}/roll"),
+            "roll-form",
+            &[("grace", "now")],
+        )
+        .await;
+    res.assert_status(200);
+    let new_other = revealed(&res.body);
+    // The successors fill the channel again.
+    let res = app
+        .api(&new_writer)
+        .post(
+            &format!("/keys/{}/roll", key_id_of(&new_writer)),
+            json!({ "grace": "1h" }),
+        )
+        .await;
+    assert_refused(&res, 409, "LIMIT_REACHED", "the successor's graced roll");
+
+    let check = app.api(&verifier);
+    let mut valid = 0;
+    for k in [&writer, &other, &new_writer, &new_other] {
+        if check.code(k, None, &[]).await == "VALID" {
+            valid += 1;
+        }
+    }
+    assert!(valid <= 2, "{valid} keys work in a channel limited to 2");
+    assert_eq!(check.code(&new_writer, None, &[]).await, "VALID");
+    assert_eq!(check.code(&new_other, None, &[]).await, "VALID");
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_api_rolls_of_one_key_make_exactly_one_successor() {
+    let app = spawn_app_with_every_scope().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Race", "100").await;
+    let manager = key(&admin, cid, "manager", ALL_SCOPES, &[]).await;
+    let target = key(&admin, cid, "target", &[], &[]).await;
+    let tid = key_id_of(&target);
+    let api = app.api(&manager);
+    let path = format!("/keys/{tid}/roll");
+    let results =
+        futures_util::future::join_all((0..20).map(|_| api.post(&path, json!({ "grace": "1h" }))))
+            .await;
+    let statuses: Vec<(u16, &str)> = results.iter().map(|r| (r.status, error_code(r))).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| s.0 == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == (409, "ALREADY_ROLLED"))
+            .count(),
+        19,
+        "{statuses:?}"
+    );
+    let winner = results.iter().find(|r| r.status == 201).unwrap();
+    assert_eq!(
+        stored(&app, &tid).rolled_to_key_id.as_deref(),
+        winner.body["data"]["key_id"].as_str()
+    );
+    assert_eq!(rows_in(&app, cid), 3, "manager, target and one successor");
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_dashboard_rolls_of_one_key_make_exactly_one_successor() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Race", "100").await;
+    // The race is run on several keys: one round alone rarely shows a double roll.
+    for round in 1..=8 {
+        let target = key(&admin, cid, &format!("target-{round}"), &[], &[]).await;
+        let tid = key_id_of(&target);
+        admin.get(&format!("/channels/{cid}/keys")).await;
+        let path = format!("/keys/{tid}/roll");
+        let results = futures_util::future::join_all(
+            (0..20).map(|_| admin.hx_post(&path, "roll-form", &[("grace", "1h")])),
+        )
+        .await;
+        let statuses: Vec<u16> = results.iter().map(|r| r.status.as_u16()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 409).count(),
+            19,
+            "round {round}: {statuses:?}"
+        );
+        let winner = results.iter().find(|r| r.status.as_u16() == 200).unwrap();
+        assert_eq!(
+            stored(&app, &tid).rolled_to_key_id,
+            Some(key_id_of(&revealed(&winner.body)))
+        );
+        assert_eq!(
+            rows_in(&app, cid),
+            2 * round,
+            "round {round}: each key and one successor"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_successor_can_be_rolled_right_after_its_predecessor() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Chain", "").await;
+    // Through the API, each key rolling itself.
+    let mut current = key(&admin, cid, "chain", &["keys:write"], &[]).await;
+    let mut old_names = Vec::new();
+    for _ in 0..2 {
+        let kid = key_id_of(&current);
+        let res = app
+            .api(&current)
+            .post(&format!("/keys/{kid}/roll"), json!({ "grace": "1h" }))
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        old_names.push(stored(&app, &kid).name);
+        current = res.body["key"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(stored(&app, &key_id_of(&current)).name, "chain");
+    assert!(
+        old_names.iter().all(|n| n.starts_with("chain (rolled ")),
+        "{old_names:?}"
+    );
+    assert_ne!(old_names[0], old_names[1]);
+
+    // In the dashboard.
+    let mut current = key(&admin, cid, "dash", &[], &[]).await;
+    admin.get(&format!("/channels/{cid}/keys")).await;
+    for _ in 0..2 {
+        let res = admin
+            .hx_post(
+                &format!("/keys/{}/roll", key_id_of(&current)),
+                "roll-form",
+                &[("grace", "1h")],
+            )
+            .await;
+        res.assert_status(200);
+        current = revealed(&res.body);
+    }
+    assert_eq!(stored(&app, &key_id_of(&current)).name, "dash");
 }

@@ -196,7 +196,7 @@ fn csrf_extraction_reads_the_htmx_header_attribute() {
 
 #[tokio::test]
 async fn a_full_session_never_puts_a_key_in_the_logs() {
-    use crate::keys::{channel, generate, key_id_of};
+    use crate::fixtures::{channel, generate, key_id_of};
     let app = crate::helpers::spawn_app().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Secrets", "").await;
@@ -209,7 +209,7 @@ async fn a_full_session_never_puts_a_key_in_the_logs() {
         )
         .await;
     assert_eq!(res.header("cache-control"), Some("no-store"));
-    let verifier = crate::keys::revealed(&res.body);
+    let verifier = crate::fixtures::revealed(&res.body);
     let plain = generate(&admin, cid, &[("name", "plain"), ("enabled", "on")]).await;
     let api = app.api(&verifier);
     assert_eq!(api.code(&plain, Some("198.51.100.1"), &[]).await, "VALID");
