@@ -2,8 +2,9 @@
 
 use std::io::{BufRead, IsTerminal};
 
+use crate::app;
 use crate::config::{Settings, UserCommand};
-use crate::db::{self, audit};
+use crate::db;
 use crate::domain::names::Username;
 use crate::domain::password;
 
@@ -16,31 +17,16 @@ pub fn run_user_command(settings: &Settings, command: UserCommand) -> Result<Str
                 Err(_) => read_password_from_stdin()?,
             };
             password::validate(&plain).map_err(|e| format!("invalid password: {e}"))?;
-            let hash = password::hash(&plain)?;
             let pool = db::connect(settings.database_url.expose(), 1).map_err(|e| e.to_string())?;
             let mut conn = pool.get().map_err(|e| e.to_string())?;
-            let user =
-                db::users::insert(&mut conn, username.as_str(), &hash, role).map_err(|e| {
-                    if e.is_unique_violation() {
+            let user = app::users::create_offline(&mut conn, &username, role, &plain).map_err(
+                |e| match e {
+                    app::Error::NameTaken => {
                         format!("a user named `{}` already exists", username.as_str())
-                    } else {
-                        e.to_string()
                     }
-                })?;
-            audit::record(
-                &mut conn,
-                &audit::Actor {
-                    name: "cli".into(),
-                    user_id: None,
-                    source_ip: None,
+                    other => other.to_string(),
                 },
-                audit::Event {
-                    action: "user.create",
-                    details: format!("created user {} with role {}", user.username, role),
-                    ..audit::Event::default()
-                },
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             Ok(format!(
                 "Created user `{}` with role {}.",
                 user.username, role

@@ -90,7 +90,7 @@ pub struct Settings {
         long,
         env = "LATCHKEY_SCOPES",
         value_delimiter = ',',
-        default_value = "keys:read,keys:write,verify",
+        default_value = "keys:read,keys:write,keys:admin,verify",
         global = true
     )]
     pub scopes: Vec<String>,

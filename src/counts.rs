@@ -3,7 +3,7 @@
 //! Counting a substring filter reads every key of the channel (BENCHMARKS.md); the rows
 //! of one page are cheap.
 //!
-//! - Every key write on this instance ([`crate::startup::AppState::change_keys`]) and
+//! - Every key write on this instance (`app::write`, through `AppState::forget`) and
 //!   every change another instance records (seen by the change poller) forgets every
 //!   total at once.
 //! - A generation counter keeps a count that raced with a write from being stored.
@@ -17,8 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::db::keys::Within;
-use crate::domain::list::{Filter, ListQuery};
+use crate::domain::list::{Filter, ListQuery, Within};
 
 pub const TTL: Duration = Duration::from_secs(60);
 /// Beyond this many remembered filters everything is forgotten (a bound, not an LRU:

@@ -14,13 +14,14 @@
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
+use crate::app;
 use crate::db::DbError;
-use crate::htmx;
+use crate::htmx::{self, HxResponse};
 use crate::views::errors::{ErrorPage, Toast};
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +123,20 @@ impl From<DbError> for AppError {
     }
 }
 
+/// A use case's error, for the dashboard. Handlers that show a field message (a name
+/// taken) match on it first; everything else becomes a page or toast here.
+impl From<app::Error> for AppError {
+    fn from(e: app::Error) -> Self {
+        match e {
+            app::Error::NotFound => AppError::NotFound,
+            app::Error::Refused(r) => AppError::Forbidden(r.message),
+            app::Error::NameTaken => AppError::Conflict("That name is already taken.".into()),
+            app::Error::Conflict(r) => AppError::Conflict(r.message),
+            app::Error::Db(e) => AppError::from(e),
+        }
+    }
+}
+
 impl From<askama::Error> for AppError {
     fn from(e: askama::Error) -> Self {
         AppError::Internal(format!("template error: {e}"))
@@ -173,6 +188,21 @@ impl ApiError {
             "No such key in your reach.",
         )
     }
+
+    /// 422 with the message of each invalid field.
+    pub fn fields(fields: Vec<(String, String)>) -> Self {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION",
+            "Some fields are invalid.",
+        );
+        e.fields = fields;
+        e
+    }
+
+    pub fn invalid(field: &str, message: &str) -> Self {
+        ApiError::fields(vec![(field.to_owned(), message.to_owned())])
+    }
 }
 
 impl ResponseError for ApiError {
@@ -201,6 +231,22 @@ impl From<AppError> for ApiError {
             tracing::error!(error = %detail, "api request failed");
         }
         ApiError::new(e.status_code(), e.code(), e.public_message())
+    }
+}
+
+/// A use case's error, for the API: refusals carry the code of the rule that refused.
+impl From<app::Error> for ApiError {
+    fn from(e: app::Error) -> Self {
+        match e {
+            app::Error::NotFound => ApiError::not_found(),
+            app::Error::Refused(r) => ApiError::new(StatusCode::FORBIDDEN, r.code, r.message),
+            app::Error::NameTaken => ApiError::invalid(
+                "name",
+                "A key with this name already exists in this channel.",
+            ),
+            app::Error::Conflict(r) => ApiError::new(StatusCode::CONFLICT, r.code, r.message),
+            app::Error::Db(e) => ApiError::from(e),
+        }
     }
 }
 
@@ -274,18 +320,14 @@ pub async fn render_errors(
         }))
     } else if is_htmx && status == StatusCode::UNAUTHORIZED {
         HttpResponse::build(status)
-            .insert_header(("HX-Redirect", "/login"))
+            .insert_header((htmx::HX_REDIRECT, "/login"))
             .finish()
     } else if is_htmx {
-        let toast = Toast::error(&message);
-        let mut r = HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(toast.render().unwrap_or_default());
-        r.headers_mut()
-            .insert(htmx::HX_RETARGET, HeaderValue::from_static("#toasts"));
-        r.headers_mut()
-            .insert(htmx::HX_RESWAP, HeaderValue::from_static("beforeend"));
-        r
+        HxResponse::new(status)
+            .html(&Toast::error(&message).render().unwrap_or_default())
+            .retarget("#toasts")
+            .reswap("beforeend")
+            .finish()
     } else if status == StatusCode::UNAUTHORIZED {
         HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/login"))

@@ -1,6 +1,8 @@
 //! Latchkey: a self-hosted API key manager. `main.rs` is a thin shell around
 //! [`startup::Application`]; the integration tests start the same application.
 
+pub mod app;
+pub mod background;
 pub mod cli;
 pub mod config;
 pub mod counts;
@@ -14,6 +16,7 @@ pub mod postback;
 pub mod routes;
 pub mod session;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod usage;
 pub mod verification;

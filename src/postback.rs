@@ -84,22 +84,8 @@ pub fn spawn_worker(pool: Pool, signer: Signer, config: WorkerConfig) {
     let config = Arc::new(config);
     actix_web::rt::spawn(async move {
         let mut ticker = actix_web::rt::time::interval(config.poll);
-        let mut last_expiry_scan = std::time::Instant::now() - Duration::from_secs(3600);
         loop {
             ticker.tick().await;
-            // Expiring keys are looked for every 60 polls (a minute by default).
-            if last_expiry_scan.elapsed() >= config.poll * 60 {
-                last_expiry_scan = std::time::Instant::now();
-                match db::run(&pool, |c| {
-                    outbox::queue_expiry_notices(c, time::Duration::days(7))
-                })
-                .await
-                {
-                    Ok(n) if n > 0 => tracing::info!(events = n, "queued key.expiring events"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "scanning for expiring keys failed"),
-                }
-            }
             let lease = db::now() + time::Duration::seconds(60);
             let id = worker_id.clone();
             let claimed = match db::run(&pool, move |c| outbox::claim(c, &id, lease, 20)).await {

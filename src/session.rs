@@ -18,14 +18,15 @@ use actix_web::middleware::Next;
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest};
 
-use crate::db::audit::Actor;
+use crate::app::{Actor, Person};
 use crate::db::users::User;
 use crate::db::{self, sessions};
 use crate::domain::role::{Action, Role};
 use crate::domain::secret::{hash_hex, random_token};
 use crate::error::AppError;
 use crate::net::client_ip;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::views::Shell;
 
 pub const SESSION_ID: &str = "sid";
 pub const CSRF_TOKEN: &str = "csrf";
@@ -59,12 +60,19 @@ impl CurrentUser {
         }
     }
 
+    /// This person as the actor of a use case.
     pub fn actor(&self) -> Actor {
-        Actor {
-            name: self.user.username.clone(),
-            user_id: Some(self.user.id),
-            source_ip: self.source_ip.clone(),
-        }
+        Actor::Person(Person {
+            id: self.user.id,
+            username: self.user.username.clone(),
+            role: self.role(),
+            ip: self.source_ip.clone(),
+        })
+    }
+
+    /// The page layout for this person; `active` is the section's href.
+    pub fn shell(&self, active: &str) -> Shell {
+        Shell::for_user(&self.user.username, self.role(), &self.csrf, active)
     }
 }
 
@@ -135,8 +143,7 @@ pub async fn start(
                 source_ip: source_ip.as_deref(),
                 user_agent: user_agent.as_deref(),
             },
-        )?;
-        db::users::record_login(c, user_id)
+        )
     })
     .await?;
     session.renew();
@@ -145,12 +152,16 @@ pub async fn start(
     Ok(())
 }
 
-/// Ends the session: the row is deleted (the cookie is useless from now on, even if
-/// somebody kept a copy) and the cookie is removed.
-pub async fn end(state: &AppState, session: &Session) -> Result<(), AppError> {
+/// Ends the session: the row is deleted with the logout's audit line (the cookie is
+/// useless from now on, even if somebody kept a copy) and the cookie is removed.
+pub async fn end(
+    state: &AppState,
+    session: &Session,
+    user: Option<&CurrentUser>,
+) -> Result<(), AppError> {
     if let Some(sid) = session.get::<String>(SESSION_ID)? {
-        let token_hash = hash_hex(&sid);
-        db::run(&state.pool, move |c| sessions::delete(c, &token_hash)).await?;
+        let actor = user.map(CurrentUser::actor);
+        crate::app::users::logout(state, actor.as_ref(), hash_hex(&sid)).await?;
     }
     session.purge();
     Ok(())

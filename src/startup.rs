@@ -1,36 +1,23 @@
-//! Builds the application: database pool and migrations, first admin, middleware
-//! stack, routes. `main` and the tests start the very same `Application`.
+//! Builds the application: database pool and migrations, first admin, background
+//! work, and the server with `routes::configure`. `main` and the tests start the very
+//! same `Application`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_session::SessionMiddleware;
-use actix_session::config::{BrowserSession, CookieContentSecurity};
-use actix_session::storage::CookieSessionStore;
-use actix_web::cookie::{Key, SameSite};
+use actix_web::cookie::Key;
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::domain::password;
-use crate::error::{AppError, render_errors};
+use crate::routes::{self, CookieSettings};
+use crate::state::AppState;
 use crate::usage::{self, UsageRecorder};
-use crate::verification::{self, KeyCache};
-use crate::{postback, routes, session, telemetry};
-
-/// Shared by every handler.
-pub struct AppState {
-    pub pool: Pool,
-    pub settings: Arc<Settings>,
-    pub cache: Arc<KeyCache>,
-    /// Totals of filtered key lists, forgotten whenever keys change.
-    pub counts: Arc<crate::counts::FilterCounts>,
-    pub usage: Arc<UsageRecorder>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
+use crate::verification::KeyCache;
+use crate::{background, postback};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -41,10 +28,6 @@ pub enum StartupError {
     #[error("{0}")]
     Config(String),
 }
-
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; \
-     frame-ancestors 'none'; base-uri 'none'";
 
 pub struct Application {
     addr: std::net::SocketAddr,
@@ -63,98 +46,41 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Bind(settings.bind.clone(), e))?;
         let workers = settings.workers;
-        let secure = settings.secure_cookies;
-        let cache = Arc::new(KeyCache::new(settings.key_cache_size));
-        let counts = Arc::new(crate::counts::FilterCounts::default());
+        let cookies = CookieSettings {
+            key: session_key,
+            secure: settings.secure_cookies,
+        };
         let usage = Arc::new(UsageRecorder::default());
         usage::spawn_flusher(
             usage.clone(),
             pool.clone(),
             Duration::from_millis(settings.usage_flush_ms.max(10)),
         );
-        verification::spawn_change_poller(
-            pool.clone(),
-            cache.clone(),
-            counts.clone(),
-            Duration::from_millis(500),
-        );
+        let poll = Duration::from_millis(settings.postback_poll_ms.max(10));
         postback::spawn_worker(
             pool.clone(),
             postback_signer(&settings),
             postback::WorkerConfig {
-                poll: Duration::from_millis(settings.postback_poll_ms.max(10)),
+                poll,
                 retry_base: Duration::from_millis(settings.postback_retry_ms.max(1)),
                 give_up_after: time::Duration::days(1),
             },
         );
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            cache: Arc::new(KeyCache::new(settings.key_cache_size)),
+            counts: Arc::default(),
             settings: Arc::new(settings),
-            cache,
-            counts,
             usage: usage.clone(),
             metrics: Arc::default(),
         });
+        // Expiring keys are looked for every 60 POSTback polls (a minute by default).
+        background::spawn_change_poller(state.clone(), Duration::from_millis(500), poll * 60);
 
         let mut server = HttpServer::new(move || {
-            let sessions =
-                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
-                    .cookie_name("latchkey_session".into())
-                    .cookie_secure(secure)
-                    .cookie_http_only(true)
-                    .cookie_same_site(SameSite::Strict)
-                    .cookie_content_security(CookieContentSecurity::Private)
-                    .session_lifecycle(BrowserSession::default())
-                    .build();
-            let api = web::scope("/api/v1")
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(64 * 1024)
-                        .error_handler(|e, _| routes::api_json_error(e).into()),
-                )
-                .wrap(from_fn(usage::record_usage))
-                .wrap(from_fn(render_errors))
-                .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
-                .configure(routes::api)
-                .default_service(web::to(routes::api_not_found));
-            let dashboard = web::scope("")
-                .wrap(from_fn(session::verify_csrf))
-                .wrap(from_fn(render_errors))
-                .wrap(sessions)
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("X-Frame-Options", "DENY"))
-                        .add(("Referrer-Policy", "same-origin"))
-                        .add(("Cross-Origin-Opener-Policy", "same-origin"))
-                        .add((
-                            "Permissions-Policy",
-                            "camera=(), microphone=(), geolocation=(), clipboard-write=(self)",
-                        ))
-                        .add(("Vary", "HX-Request")),
-                )
-                .configure(routes::dashboard)
-                .default_service(web::to(routes::not_found));
             App::new()
                 .app_data(state.clone())
-                .app_data(
-                    web::FormConfig::default()
-                        .limit(64 * 1024)
-                        .error_handler(|e, _| {
-                            AppError::BadRequest(format!("The form could not be read: {e}")).into()
-                        }),
-                )
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    AppError::BadRequest(format!("The address has an invalid parameter: {e}"))
-                        .into()
-                }))
-                .app_data(
-                    web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()),
-                )
-                .wrap(from_fn(telemetry::log_requests))
-                .service(api)
-                .service(dashboard)
+                .configure(|cfg| routes::configure(cfg, &cookies))
         })
         .listen(listener)
         .map_err(|e| StartupError::Bind("listener".into(), e))?
@@ -262,46 +188,5 @@ fn postback_signer(settings: &Settings) -> postback::Signer {
             );
             postback::Signer::from_secret(&crate::domain::secret::random_token(40))
         }
-    }
-}
-
-/// What a key write returns, and the stored hashes of the keys it touched.
-pub trait ChangedKeys {
-    fn hashes(&self) -> Vec<&str>;
-}
-
-impl ChangedKeys for crate::db::keys::ApiKey {
-    fn hashes(&self) -> Vec<&str> {
-        vec![&self.key_hash]
-    }
-}
-
-impl ChangedKeys for (crate::db::keys::ApiKey, crate::db::keys::ApiKey) {
-    fn hashes(&self) -> Vec<&str> {
-        vec![&self.0.key_hash, &self.1.key_hash]
-    }
-}
-
-impl AppState {
-    /// Every change to keys goes through here: the write runs on the blocking pool,
-    /// then this instance's verification cache forgets the keys it touched before the
-    /// caller answers, so the very next verification sees the change. (Other
-    /// instances learn it from `key_changes`, which the write recorded.)
-    pub async fn change_keys<T, F>(
-        &self,
-        write: F,
-    ) -> db::DbResult<Result<T, crate::db::keys::WriteError>>
-    where
-        F: FnOnce(&mut db::DbConnection) -> Result<T, crate::db::keys::WriteError> + Send + 'static,
-        T: ChangedKeys + Send + 'static,
-    {
-        let result = db::run(&self.pool, move |c| Ok(write(c))).await?;
-        if let Ok(changed) = &result {
-            for hash in changed.hashes() {
-                self.cache.invalidate(hash);
-            }
-            self.counts.forget_all();
-        }
-        Ok(result)
     }
 }

@@ -31,7 +31,7 @@ pub async fn log_requests(
     let micros = started.elapsed().as_micros() as u64;
     if let Some(state) = res
         .request()
-        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
     {
         let route = res
             .request()

@@ -7,15 +7,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::web::Data;
-
 use crate::db::usage::{LastUsed, NewRequest};
 use crate::db::{self, DbResult, Pool};
-use crate::startup::AppState;
 use crate::verification::CachedKey;
 
 /// Beyond this many unwritten rows (database down for a long time) the oldest are
@@ -183,33 +176,4 @@ pub fn spawn_flusher(recorder: Arc<UsageRecorder>, pool: Pool, every: Duration) 
             }
         }
     });
-}
-
-/// The authenticated key of an API request, left in the request's extensions by the
-/// bearer extractor so the response status can be logged against it.
-#[derive(Clone)]
-pub struct Authenticated {
-    pub key: Arc<CachedKey>,
-    pub ip: Option<IpAddr>,
-}
-
-/// Middleware for `/api/v1`: records every authenticated request with its final status.
-pub async fn record_usage(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<Data<AppState>>().cloned();
-    let res = next.call(req).await?;
-    let auth = res.request().extensions().get::<Authenticated>().cloned();
-    if let (Some(auth), Some(state)) = (auth, state) {
-        let req = res.request();
-        state.usage.record(
-            &auth.key,
-            req.method().as_str(),
-            req.path(),
-            res.status().as_u16(),
-            auth.ip,
-        );
-    }
-    Ok(res)
 }

@@ -3,10 +3,10 @@
 //!
 //! [`KeyCache`] maps a key's blake3 digest to what verification needs (or to "no such
 //! key"). It is filled on demand and emptied of a key the moment that key changes:
-//! - every write on this instance calls [`KeyCache::invalidate`] before answering, so
+//! - every write on this instance forgets its keys before answering (`app::write`), so
 //!   the very next request sees a deactivation, deletion or edit;
 //! - writes on other instances arrive through the `key_changes` table, polled twice a
-//!   second by [`spawn_change_poller`];
+//!   second by `background::spawn_change_poller`;
 //! - a generation counter keeps a lookup that raced with an invalidation from putting
 //!   a stale answer back;
 //! - expiry is checked against the clock on every request, so it needs no invalidation.
@@ -15,14 +15,16 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use ipnetwork::IpNetwork;
 use serde::Serialize;
 use time::PrimitiveDateTime;
 
+use crate::db::channels::Channel;
+use crate::db::keys::ApiKey;
 use crate::db::{self, DbResult, Pool};
 use crate::domain::key::KeyHash;
+use crate::domain::status::{KeyStatus, Lifecycle};
 
 /// What verification needs to know about a key.
 #[derive(Debug, Clone)]
@@ -35,20 +37,35 @@ pub struct CachedKey {
     pub channel_is_system: bool,
     pub scopes: Vec<String>,
     pub cidrs: Vec<IpNetwork>,
-    pub enabled: bool,
-    pub expires_at: Option<PrimitiveDateTime>,
-    /// A rolled key keeps working until this time.
-    pub roll_ends_at: Option<PrimitiveDateTime>,
+    /// Active flag, expiry and rolling grace: what decides its status.
+    pub lifecycle: Lifecycle,
     pub off_the_record: bool,
 }
 
 impl CachedKey {
+    /// Built from the database's rows of the key and its channel.
+    pub fn from_rows(k: ApiKey, c: Channel) -> Self {
+        CachedKey {
+            id: k.id,
+            cidrs: k
+                .cidr_list()
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+            scopes: k.scope_list().into_iter().map(str::to_owned).collect(),
+            lifecycle: k.lifecycle(),
+            key_id: k.key_id,
+            name: k.name,
+            channel_id: c.id,
+            channel_name: c.name,
+            channel_is_system: c.is_system,
+            off_the_record: k.off_the_record,
+        }
+    }
+
     /// When the key stops working: its expiry or the end of its rolling grace.
     pub fn ends_at(&self) -> Option<PrimitiveDateTime> {
-        match (self.expires_at, self.roll_ends_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.lifecycle.ends_at()
     }
 
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
@@ -104,11 +121,10 @@ pub fn check(
     ip: Option<IpAddr>,
     scopes: &[String],
 ) -> Code {
-    if !key.enabled {
-        return Code::Disabled;
-    }
-    if key.ends_at().is_some_and(|t| t <= now) {
-        return Code::Expired;
+    match key.lifecycle.status(now) {
+        KeyStatus::Inactive => return Code::Disabled,
+        KeyStatus::Expired => return Code::Expired,
+        KeyStatus::Active | KeyStatus::Rolling { .. } => {}
     }
     if let Some(ip) = ip {
         if !key.allows_ip(ip) {
@@ -155,9 +171,9 @@ impl KeyCache {
         }
         let generation = self.generation.load(Ordering::Acquire);
         let hash = KeyHash::of(digest);
-        let loaded = db::run(pool, move |c| db::keys::find_for_verification(c, &hash)).await?;
-        let slot = match &loaded {
-            Some(k) => Slot::Found(Arc::new(k.clone())),
+        let loaded = db::run(pool, move |c| db::keys::find_with_channel(c, &hash)).await?;
+        let slot = match loaded {
+            Some((k, c)) => Slot::Found(Arc::new(CachedKey::from_rows(k, c))),
             None => Slot::Missing,
         };
         if let Ok(mut map) = self.map.write() {
@@ -189,6 +205,14 @@ impl KeyCache {
         }
     }
 
+    /// Forgets every key (a channel was renamed).
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut map) = self.map.write() {
+            map.clear();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.map.read().map(|m| m.len()).unwrap_or(0)
     }
@@ -196,60 +220,6 @@ impl KeyCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Polls `key_changes` so that a change made by another instance sharing the
-/// database is honoured here within about half a second.
-pub fn spawn_change_poller(
-    pool: Pool,
-    cache: Arc<KeyCache>,
-    counts: Arc<crate::counts::FilterCounts>,
-    every: Duration,
-) {
-    actix_web::rt::spawn(async move {
-        let mut last_seen = match db::run(&pool, db::keys::latest_change_id).await {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read key changes; cross-instance revocation is delayed");
-                0
-            }
-        };
-        let mut ticker = actix_web::rt::time::interval(every);
-        let mut last_prune = std::time::Instant::now();
-        loop {
-            ticker.tick().await;
-            // Housekeeping, about every ten minutes: change records every instance has
-            // long seen, login attempts older than the throttling window needs, and
-            // sessions past their end (refused already; this only frees the rows).
-            if last_prune.elapsed() >= Duration::from_secs(600) {
-                last_prune = std::time::Instant::now();
-                let pruned = db::run(&pool, |c| {
-                    let now = db::now();
-                    let changes = db::keys::prune_changes(c, now - time::Duration::hours(1))?;
-                    let attempts = db::login_attempts::prune(c, now - time::Duration::days(1))?;
-                    let sessions = db::sessions::delete_expired(c)?;
-                    Ok(changes + attempts + sessions)
-                })
-                .await;
-                if let Err(e) = pruned {
-                    tracing::warn!(error = %e, "pruning old records failed");
-                }
-            }
-            let since = last_seen;
-            match db::run(&pool, move |c| db::keys::changes_since(c, since)).await {
-                Ok(changes) => {
-                    if !changes.is_empty() {
-                        counts.forget_all();
-                    }
-                    for (id, hash) in changes {
-                        cache.invalidate(&hash);
-                        last_seen = last_seen.max(id);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "polling key changes failed"),
-            }
-        }
-    });
 }
 
 #[cfg(test)]
@@ -267,9 +237,11 @@ mod tests {
             channel_is_system: false,
             scopes: vec!["verify".into()],
             cidrs: vec![],
-            enabled: true,
-            expires_at: None,
-            roll_ends_at: None,
+            lifecycle: Lifecycle {
+                active: true,
+                expires_at: None,
+                roll_ends_at: None,
+            },
             off_the_record: false,
         }
     }
@@ -283,7 +255,10 @@ mod tests {
         assert_eq!(
             check(
                 &CachedKey {
-                    enabled: false,
+                    lifecycle: Lifecycle {
+                        active: false,
+                        ..key().lifecycle
+                    },
                     ..key()
                 },
                 NOW,
@@ -293,12 +268,18 @@ mod tests {
             Code::Disabled
         );
         let expired = CachedKey {
-            expires_at: Some(datetime!(2026-11-22 11:59)),
+            lifecycle: Lifecycle {
+                expires_at: Some(datetime!(2026-11-22 11:59)),
+                ..key().lifecycle
+            },
             ..key()
         };
         assert_eq!(check(&expired, NOW, Some(ip), &[]), Code::Expired);
         let rolled = CachedKey {
-            roll_ends_at: Some(datetime!(2026-11-22 12:00)),
+            lifecycle: Lifecycle {
+                roll_ends_at: Some(datetime!(2026-11-22 12:00)),
+                ..key().lifecycle
+            },
             ..key()
         };
         assert_eq!(check(&rolled, NOW, Some(ip), &[]), Code::Expired);

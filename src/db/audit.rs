@@ -5,17 +5,18 @@ use diesel::prelude::*;
 use super::schema::audit_events;
 use super::{DbConnection, DbResult, now};
 
-/// Who is acting: a dashboard user or an API key, and the source address.
+/// Who acted, as an audit line records it: a dashboard user, an API key (`api:KEYID`),
+/// the command line or the system itself, and the source address.
 #[derive(Debug, Clone)]
-pub struct Actor {
+pub struct Who {
     pub name: String,
     pub user_id: Option<i64>,
     pub source_ip: Option<String>,
 }
 
-impl Actor {
+impl Who {
     pub fn system() -> Self {
-        Actor {
+        Who {
             name: "system".into(),
             user_id: None,
             source_ip: None,
@@ -34,7 +35,7 @@ pub struct Event<'a> {
     pub details: String,
 }
 
-pub fn record(conn: &mut DbConnection, actor: &Actor, event: Event<'_>) -> DbResult<()> {
+pub fn record(conn: &mut DbConnection, actor: &Who, event: Event<'_>) -> DbResult<()> {
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::occurred_at.eq(now()),
@@ -68,7 +69,7 @@ pub struct AuditEvent {
     pub details: String,
 }
 
-/// The newest events first (used by tests now, by the audit page later).
+/// The newest events first.
 pub fn recent(conn: &mut DbConnection, limit: i64) -> DbResult<Vec<AuditEvent>> {
     Ok(audit_events::table
         .order(audit_events::id.desc())
@@ -127,25 +128,3 @@ pub fn list(
         .select(AuditEvent::as_select())
         .load(conn)?)
 }
-
-/// Every action name the audit log uses, for the filter's choices.
-pub const ACTIONS: &[&str] = &[
-    "login",
-    "login.failed",
-    "login.throttled",
-    "logout",
-    "channel.create",
-    "channel.update",
-    "key.create",
-    "key.update",
-    "key.rename",
-    "key.activate",
-    "key.deactivate",
-    "key.delete",
-    "key.roll",
-    "user.create",
-    "user.role",
-    "user.disable",
-    "user.enable",
-    "user.password",
-];

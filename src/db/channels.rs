@@ -3,7 +3,6 @@
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
-use super::audit::{self, Actor, Event};
 use super::schema::channels;
 use super::{DbConnection, DbResult, now};
 
@@ -69,99 +68,46 @@ pub fn ensure_system(conn: &mut DbConnection) -> DbResult<()> {
     Ok(())
 }
 
-/// Inserts a channel and its audit line in one transaction. A taken name surfaces as a
-/// unique violation (`DbError::is_unique_violation`).
-pub fn insert(
-    conn: &mut DbConnection,
-    actor: &Actor,
-    name: &str,
-    key_limit: Option<i64>,
-) -> DbResult<Channel> {
-    conn.transaction(|conn| {
-        let t = now();
-        let channel: Channel = diesel::insert_into(channels::table)
-            .values((
-                channels::name.eq(name),
-                channels::key_limit.eq(key_limit),
-                channels::key_count.eq(0),
-                channels::is_system.eq(false),
-                channels::created_at.eq(t),
-                channels::updated_at.eq(t),
-            ))
-            .returning(channels::all_columns)
-            .get_result(conn)?;
-        audit::record(
-            conn,
-            actor,
-            Event {
-                action: "channel.create",
-                channel_id: Some(channel.id),
-                channel_name: Some(&channel.name),
-                details: format!(
-                    "created channel \"{}\" (limit {})",
-                    channel.name,
-                    limit_text(key_limit)
-                ),
-                ..Event::default()
-            },
-        )?;
-        Ok(channel)
-    })
+/// Inserts a channel. A taken name surfaces as a unique violation.
+pub fn insert(conn: &mut DbConnection, name: &str, key_limit: Option<i64>) -> DbResult<Channel> {
+    let t = now();
+    Ok(diesel::insert_into(channels::table)
+        .values((
+            channels::name.eq(name),
+            channels::key_limit.eq(key_limit),
+            channels::key_count.eq(0),
+            channels::is_system.eq(false),
+            channels::created_at.eq(t),
+            channels::updated_at.eq(t),
+        ))
+        .returning(channels::all_columns)
+        .get_result(conn)?)
 }
 
-/// Renames a channel and sets its limit. The `system` channel keeps its name.
-/// Returns `None` when the channel does not exist.
+/// Sets a channel's name and limit; the `system` channel keeps its name. Returns the
+/// channel before and after, or `None` when it does not exist.
 pub fn update(
     conn: &mut DbConnection,
-    actor: &Actor,
     id: i64,
     name: &str,
     key_limit: Option<i64>,
-) -> DbResult<Option<Channel>> {
-    conn.transaction(|conn| {
-        let updated: Option<Channel> = diesel::update(channels::table.find(id))
-            .set((
-                channels::key_limit.eq(key_limit),
-                channels::updated_at.eq(now()),
-            ))
-            .returning(channels::all_columns)
-            .get_result(conn)
-            .optional()?;
-        let Some(before) = updated else {
-            return Ok(None);
-        };
-        let new_name = if before.is_system {
-            before.name.clone()
-        } else {
-            name.to_owned()
-        };
-        let channel: Channel = diesel::update(channels::table.find(id))
-            .set(channels::name.eq(&new_name))
-            .returning(channels::all_columns)
-            .get_result(conn)?;
-        let mut changes = Vec::new();
-        if before.name != channel.name {
-            changes.push(format!(
-                "renamed \"{}\" to \"{}\"",
-                before.name, channel.name
-            ));
-        }
-        changes.push(format!("limit {}", limit_text(key_limit)));
-        audit::record(
-            conn,
-            actor,
-            Event {
-                action: "channel.update",
-                channel_id: Some(channel.id),
-                channel_name: Some(&channel.name),
-                details: changes.join(", "),
-                ..Event::default()
-            },
-        )?;
-        Ok(Some(channel))
-    })
-}
-
-fn limit_text(limit: Option<i64>) -> String {
-    limit.map_or_else(|| "default".to_owned(), |n| n.to_string())
+) -> DbResult<Option<(Channel, Channel)>> {
+    // The first statement is the write that locks the row.
+    let Some(before) = diesel::update(channels::table.find(id))
+        .set(channels::updated_at.eq(now()))
+        .returning(channels::all_columns)
+        .get_result::<Channel>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let new_name = if before.is_system { &before.name } else { name };
+    let after: Channel = diesel::update(channels::table.find(id))
+        .set((
+            channels::name.eq(new_name),
+            channels::key_limit.eq(key_limit),
+        ))
+        .returning(channels::all_columns)
+        .get_result(conn)?;
+    Ok(Some((before, after)))
 }

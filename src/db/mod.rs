@@ -10,7 +10,9 @@
 //! that reads first and writes later can fail with SQLITE_BUSY instead of waiting.
 
 pub mod audit;
+pub mod changes;
 pub mod channels;
+pub mod key_list;
 pub mod keys;
 pub mod login_attempts;
 pub mod outbox;
@@ -168,15 +170,37 @@ fn migrate(conn: &mut DbConnection) -> DbResult<()> {
     result.map_err(|e| DbError::Config(format!("migrations failed: {e}")))
 }
 
+/// Call first in a write transaction. SQLite runs transactions deferred: one that reads
+/// first and writes later cannot upgrade while another writer holds the lock, and fails
+/// with SQLITE_BUSY at once instead of waiting (`busy_timeout` does not apply). A
+/// statement that writes (even zero rows) takes the write lock at the start, so the
+/// transaction waits its turn here. PostgreSQL locks rows as it writes and needs nothing.
+pub fn begin_write(conn: &mut DbConnection) -> DbResult<()> {
+    if let DbConnection::Sqlite(c) = conn {
+        c.batch_execute("UPDATE channels SET id = id WHERE 0")?;
+    }
+    Ok(())
+}
+
 /// Runs `f` with a pooled connection on the blocking thread pool.
 pub async fn run<T, F>(pool: &Pool, f: F) -> DbResult<T>
 where
     F: FnOnce(&mut DbConnection) -> DbResult<T> + Send + 'static,
     T: Send + 'static,
 {
+    run_with(pool, f).await
+}
+
+/// [`run`] for a closure with an error type of its own (a use case's error).
+pub async fn run_with<T, E, F>(pool: &Pool, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get()?;
+        let mut conn = pool.get().map_err(DbError::from)?;
         f(&mut conn)
     })
     .await

@@ -6,8 +6,7 @@
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
-use super::keys::ApiKey;
-use super::schema::{api_keys, outbox};
+use super::schema::outbox;
 use super::{DbConnection, DbResult, now};
 
 /// Rows that gave up carry this `next_attempt_at`, so they leave the backlog.
@@ -31,39 +30,22 @@ pub struct OutboxRow {
     pub locked_by: Option<String>,
 }
 
-/// Queues `event` about `key` if the key has a POSTback URL. Call inside the
-/// transaction that makes the change.
+/// Queues one event for delivery to `url`. Called inside the transaction that makes
+/// the change (by `app::events`).
 pub fn enqueue(
     conn: &mut DbConnection,
-    key: &ApiKey,
-    channel_name: &str,
-    event: &str,
+    api_key_id: i64,
+    event_type: &str,
+    url: &str,
+    payload: &str,
 ) -> DbResult<()> {
-    let Some(url) = &key.postback_url else {
-        return Ok(());
-    };
     let t = now();
-    let payload = serde_json::json!({
-        "type": event,
-        "created_at": crate::domain::clock::iso_time(t),
-        "key": {
-            "key_id": key.key_id,
-            "name": key.name,
-            "channel_id": key.channel_id,
-            "channel": channel_name,
-            "enabled": key.enabled,
-            "scopes": key.scope_list(),
-            "expires_at": key.expires_at.map(crate::domain::clock::iso_time),
-            "roll_ends_at": key.roll_ends_at.map(crate::domain::clock::iso_time),
-            "rolled_to_key_id": key.rolled_to_key_id,
-        }
-    });
     diesel::insert_into(outbox::table)
         .values((
-            outbox::api_key_id.eq(Some(key.id)),
-            outbox::event_type.eq(event),
+            outbox::api_key_id.eq(Some(api_key_id)),
+            outbox::event_type.eq(event_type),
             outbox::url.eq(url),
-            outbox::payload.eq(payload.to_string()),
+            outbox::payload.eq(payload),
             outbox::created_at.eq(t),
             outbox::next_attempt_at.eq(t),
             outbox::attempts.eq(0),
@@ -167,35 +149,4 @@ pub fn recent_for_key(
         .limit(limit)
         .select(OutboxRow::as_select())
         .load(conn)?)
-}
-
-/// Queues `key.expiring` once for every key with a POSTback URL that expires within
-/// `window`. The conditional UPDATE of `expiry_notice_sent_at` makes sure only one
-/// instance queues it.
-pub fn queue_expiry_notices(conn: &mut DbConnection, window: time::Duration) -> DbResult<usize> {
-    let t = now();
-    let due: Vec<(ApiKey, String)> = api_keys::table
-        .inner_join(super::schema::channels::table)
-        .filter(api_keys::postback_url.is_not_null())
-        .filter(api_keys::expiry_notice_sent_at.is_null())
-        .filter(api_keys::expires_at.gt(t))
-        .filter(api_keys::expires_at.le(t + window))
-        .limit(500)
-        .select((ApiKey::as_select(), super::schema::channels::name))
-        .load(conn)?;
-    let mut queued = 0;
-    for (key, channel) in due {
-        let sent = conn.transaction(|conn| {
-            let n = diesel::update(api_keys::table.find(key.id))
-                .filter(api_keys::expiry_notice_sent_at.is_null())
-                .set(api_keys::expiry_notice_sent_at.eq(Some(t)))
-                .execute(conn)?;
-            if n == 1 {
-                enqueue(conn, &key, &channel, "key.expiring")?;
-            }
-            Ok::<_, super::DbError>(n)
-        })?;
-        queued += sent;
-    }
-    Ok(queued)
 }

@@ -66,6 +66,8 @@ diesel::table! {
         roll_ends_at -> Nullable<Timestamp>,
         rolled_to_key_id -> Nullable<Text>,
         expiry_notice_sent_at -> Nullable<Timestamp>,
+        deactivated_by_person -> Bool,
+        holds_slot -> Bool,
     }
 }
 

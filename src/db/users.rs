@@ -109,59 +109,54 @@ impl From<diesel::result::Error> for UserChangeError {
     }
 }
 
-/// Changes role and/or disabled flag, keeping at least one active admin. Every
-/// admin row is locked first (a no-op UPDATE), so two admins demoting each other at
-/// the same moment cannot both succeed.
+/// Changes role and/or disabled flag, keeping at least one active admin; call inside a
+/// transaction. Every admin row is locked first (a no-op UPDATE), so two admins
+/// demoting each other at the same moment cannot both succeed.
 pub fn change(
     conn: &mut DbConnection,
     id: i64,
     role: Option<Role>,
     disabled: Option<bool>,
 ) -> Result<User, UserChangeError> {
-    conn.transaction(|conn| {
-        diesel::update(users::table.filter(users::role.eq(Role::Admin.as_str())))
-            .set(users::updated_at.eq(users::updated_at))
-            .execute(conn)?;
-        let user: User = match (role, disabled) {
-            (Some(r), Some(d)) => diesel::update(users::table.find(id))
-                .set((
-                    users::role.eq(r.as_str()),
-                    users::disabled.eq(d),
-                    users::updated_at.eq(now()),
-                ))
-                .returning(users::all_columns)
-                .get_result(conn)
-                .optional()?,
-            (Some(r), None) => diesel::update(users::table.find(id))
-                .set((users::role.eq(r.as_str()), users::updated_at.eq(now())))
-                .returning(users::all_columns)
-                .get_result(conn)
-                .optional()?,
-            (None, Some(d)) => diesel::update(users::table.find(id))
-                .set((users::disabled.eq(d), users::updated_at.eq(now())))
-                .returning(users::all_columns)
-                .get_result(conn)
-                .optional()?,
-            (None, None) => users::table
-                .find(id)
-                .select(User::as_select())
-                .first(conn)
-                .optional()?,
-        }
-        .ok_or(UserChangeError::NotFound)?;
-        let admins: i64 = users::table
-            .filter(users::role.eq(Role::Admin.as_str()))
-            .filter(users::disabled.eq(false))
-            .count()
-            .get_result(conn)?;
-        if admins == 0 {
-            return Err(UserChangeError::LastAdmin);
-        }
-        if user.disabled {
-            super::sessions::delete_for_user(conn, user.id)?;
-        }
-        Ok(user)
-    })
+    diesel::update(users::table.filter(users::role.eq(Role::Admin.as_str())))
+        .set(users::updated_at.eq(users::updated_at))
+        .execute(conn)?;
+    let user: User = match (role, disabled) {
+        (Some(r), Some(d)) => diesel::update(users::table.find(id))
+            .set((
+                users::role.eq(r.as_str()),
+                users::disabled.eq(d),
+                users::updated_at.eq(now()),
+            ))
+            .returning(users::all_columns)
+            .get_result(conn)
+            .optional()?,
+        (Some(r), None) => diesel::update(users::table.find(id))
+            .set((users::role.eq(r.as_str()), users::updated_at.eq(now())))
+            .returning(users::all_columns)
+            .get_result(conn)
+            .optional()?,
+        (None, Some(d)) => diesel::update(users::table.find(id))
+            .set((users::disabled.eq(d), users::updated_at.eq(now())))
+            .returning(users::all_columns)
+            .get_result(conn)
+            .optional()?,
+        (None, None) => users::table
+            .find(id)
+            .select(User::as_select())
+            .first(conn)
+            .optional()?,
+    }
+    .ok_or(UserChangeError::NotFound)?;
+    let admins: i64 = users::table
+        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::disabled.eq(false))
+        .count()
+        .get_result(conn)?;
+    if admins == 0 {
+        return Err(UserChangeError::LastAdmin);
+    }
+    Ok(user)
 }
 
 pub fn set_password(conn: &mut DbConnection, id: i64, password_hash: &str) -> DbResult<bool> {
@@ -171,7 +166,5 @@ pub fn set_password(conn: &mut DbConnection, id: i64, password_hash: &str) -> Db
             users::updated_at.eq(now()),
         ))
         .execute(conn)?;
-    // A reset ends every session of that user.
-    super::sessions::delete_for_user(conn, id)?;
     Ok(n == 1)
 }

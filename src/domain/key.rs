@@ -53,13 +53,6 @@ pub struct KeyParts {
     pub last_four: String,
 }
 
-impl KeyParts {
-    /// `lk_3fQ9aZx1Lm0P…wXyz`: what tables show.
-    pub fn obfuscated(&self) -> String {
-        obfuscate(&self.prefix, &self.key_id, &self.last_four)
-    }
-}
-
 pub fn obfuscate(prefix: &str, key_id: &str, last_four: &str) -> String {
     format!("{prefix}_{key_id}…{last_four}")
 }
@@ -257,7 +250,10 @@ mod tests {
             key_id: "3fQ9aZx1Lm0P".into(),
             last_four: "wXyz".into(),
         };
-        assert_eq!(parts.obfuscated(), "lk_3fQ9aZx1Lm0P…wXyz");
+        assert_eq!(
+            obfuscate(&parts.prefix, &parts.key_id, &parts.last_four),
+            "lk_3fQ9aZx1Lm0P…wXyz"
+        );
     }
 
     #[test]

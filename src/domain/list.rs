@@ -5,6 +5,14 @@ use serde::Deserialize;
 
 use crate::domain::key::{KeyHash, PlainKey, looks_like_key_id};
 
+/// Which keys a list covers: one channel's, or every channel's but (optionally) one
+/// hidden channel's (the `system` channel, for people who may not see it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Within {
+    Channel(i64),
+    AllExcept(Option<i64>),
+}
+
 pub const PAGE_SIZES: [i64; 4] = [10, 20, 50, 100];
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const FILTER_MAX: usize = 200;
@@ -262,10 +270,6 @@ impl ListQuery {
         } else {
             format!("?{qs}")
         }
-    }
-
-    pub fn is_filtered(&self) -> bool {
-        self.filter != Filter::None || self.risk.is_some()
     }
 }
 

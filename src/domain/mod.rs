@@ -7,4 +7,5 @@ pub mod names;
 pub mod password;
 pub mod role;
 pub mod secret;
+pub mod status;
 pub mod throttle;

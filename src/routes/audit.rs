@@ -5,13 +5,12 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use time::macros::format_description;
 
-use crate::db::audit::{self, ACTIONS, AuditFilter};
-use crate::db::{self, channels};
+use crate::app::{self, events::ACTIONS};
+use crate::db::audit::AuditFilter;
 use crate::domain::role::Action;
 use crate::error::{AppError, render};
 use crate::session::CurrentUser;
-use crate::startup::AppState;
-use crate::views::Shell;
+use crate::state::AppState;
 use crate::views::audit::{AuditFilterValues, AuditPage, AuditRow};
 
 const PAGE: i64 = 50;
@@ -58,11 +57,8 @@ pub async fn list_audit(
         keys_only,
     };
     let before = params.before.filter(|b| *b > 0);
-    let f = filter.clone();
-    let (mut events, chans) = db::run(&state.pool, move |c| {
-        Ok((audit::list(c, &f, before, PAGE + 1)?, channels::list(c)?))
-    })
-    .await?;
+    let (mut events, chans) =
+        app::audit::list(&state, &user.actor(), filter, before, PAGE + 1).await?;
     let more = events.len() as i64 > PAGE;
     events.truncate(PAGE as usize);
     let values = AuditFilterValues {
@@ -98,7 +94,7 @@ pub async fn list_audit(
         }
     };
     let page = AuditPage {
-        shell: Shell::for_user(&user, "/audit"),
+        shell: user.shell("/audit"),
         older_href: if more {
             events.last().map(|e| href(Some(e.id)))
         } else {

@@ -1,25 +1,23 @@
 use actix_web::http::StatusCode;
-use actix_web::http::header::HeaderValue;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::db::{self, channels};
+use crate::app;
 use crate::domain::names::{ChannelName, parse_key_limit};
 use crate::domain::role::Action;
 use crate::error::{AppError, render};
-use crate::htmx::{self, HxRequest};
+use crate::htmx::{HxRequest, HxResponse};
 use crate::routes::auth::see_other;
 use crate::session::CurrentUser;
-use crate::startup::AppState;
-use crate::views::Shell;
+use crate::state::AppState;
 use crate::views::channels::{
     ChannelForm, ChannelFormPage, ChannelFormValues, ChannelModal, ChannelsPage, ChannelsTable,
 };
 use crate::views::errors::{ModalCloseOob, Toast, ToastOob};
 
 async fn load_table(state: &AppState, user: &CurrentUser) -> Result<ChannelsTable, AppError> {
-    let list = db::run(&state.pool, channels::list).await?;
+    let list = app::channels::list(state, &user.actor()).await?;
     Ok(ChannelsTable::new(
         list,
         user.may(Action::ManageChannels),
@@ -32,7 +30,6 @@ pub async fn list_channels(
     user: CurrentUser,
     hx: HxRequest,
 ) -> Result<HttpResponse, AppError> {
-    user.require(Action::ViewChannels)?;
     let table = load_table(&state, &user).await?;
     if hx.targets("channels-table") {
         return render(StatusCode::OK, &table);
@@ -40,7 +37,7 @@ pub async fn list_channels(
     render(
         StatusCode::OK,
         &ChannelsPage {
-            shell: Shell::for_user(&user, "/channels"),
+            shell: user.shell("/channels"),
             table,
         },
     )
@@ -65,7 +62,7 @@ fn form_response(
     render(
         status,
         &ChannelFormPage {
-            shell: Shell::for_user(user, "/channels"),
+            shell: user.shell("/channels"),
             form,
         },
     )
@@ -94,11 +91,7 @@ pub async fn edit_channel(
     hx: HxRequest,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    user.require(Action::ManageChannels)?;
-    let id = path.into_inner();
-    let channel = db::run(&state.pool, move |c| channels::find(c, id))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let channel = app::channels::find(&state, &user.actor(), path.into_inner()).await?;
     let form = ChannelForm {
         channel_id: Some(channel.id),
         is_system: channel.is_system,
@@ -160,12 +153,7 @@ pub async fn create_channel(
             return form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values));
         }
     };
-    let actor = user.actor();
-    let result = db::run(&state.pool, move |c| {
-        channels::insert(c, &actor, name.as_str(), limit)
-    })
-    .await;
-    match result {
+    match app::channels::create(&state, &user.actor(), name, limit).await {
         Ok(channel) => {
             saved(
                 &state,
@@ -175,16 +163,20 @@ pub async fn create_channel(
             )
             .await
         }
-        Err(e) if e.is_unique_violation() => {
-            let values = ChannelFormValues {
-                name: input.name.clone(),
-                key_limit: input.key_limit.clone(),
-                name_error: Some(NAME_TAKEN.into()),
-                key_limit_error: None,
-            };
+        Err(app::Error::NameTaken) => {
+            let values = name_taken(&input);
             form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+fn name_taken(input: &ChannelFormInput) -> ChannelFormValues {
+    ChannelFormValues {
+        name: input.name.clone(),
+        key_limit: input.key_limit.clone(),
+        name_error: Some(NAME_TAKEN.into()),
+        key_limit_error: None,
     }
 }
 
@@ -195,11 +187,8 @@ pub async fn update_channel(
     path: web::Path<i64>,
     input: web::Form<ChannelFormInput>,
 ) -> Result<HttpResponse, AppError> {
-    user.require(Action::ManageChannels)?;
     let id = path.into_inner();
-    let existing = db::run(&state.pool, move |c| channels::find(c, id))
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let existing = app::channels::find(&state, &user.actor(), id).await?;
     let form = |values| ChannelForm {
         channel_id: Some(id),
         is_system: existing.is_system,
@@ -214,13 +203,8 @@ pub async fn update_channel(
             return form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values));
         }
     };
-    let actor = user.actor();
-    let result = db::run(&state.pool, move |c| {
-        channels::update(c, &actor, id, name.as_str(), limit)
-    })
-    .await;
-    match result {
-        Ok(Some(channel)) => {
+    match app::channels::update(&state, &user.actor(), id, name, limit).await {
+        Ok(channel) => {
             saved(
                 &state,
                 &user,
@@ -229,14 +213,8 @@ pub async fn update_channel(
             )
             .await
         }
-        Ok(None) => Err(AppError::NotFound),
-        Err(e) if e.is_unique_violation() => {
-            let values = ChannelFormValues {
-                name: input.name.clone(),
-                key_limit: input.key_limit.clone(),
-                name_error: Some(NAME_TAKEN.into()),
-                key_limit_error: None,
-            };
+        Err(app::Error::NameTaken) => {
+            let values = name_taken(&input);
             form_response(&user, &hx, StatusCode::UNPROCESSABLE_ENTITY, form(values))
         }
         Err(e) => Err(e.into()),
@@ -261,14 +239,9 @@ async fn saved(
         }
         .render()?
         + &ModalCloseOob { id: "modal" }.render()?;
-    let mut res = HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(body);
-    res.headers_mut().insert(
-        htmx::HX_RETARGET,
-        HeaderValue::from_static("#channels-table"),
-    );
-    res.headers_mut()
-        .insert(htmx::HX_RESWAP, HeaderValue::from_static("outerHTML"));
-    Ok(res)
+    Ok(HxResponse::ok()
+        .html(&body)
+        .retarget("#channels-table")
+        .reswap("outerHTML")
+        .finish())
 }

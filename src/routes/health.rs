@@ -2,7 +2,7 @@ use actix_web::{HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
 use crate::db;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// 200 when the database answers, 503 otherwise.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {

@@ -9,12 +9,85 @@ pub mod health;
 pub mod keys;
 pub mod users;
 
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{HttpResponse, web};
 
-use actix_web::error::JsonPayloadError;
-use actix_web::http::StatusCode;
+use crate::error::{AppError, render_errors};
 
-use crate::error::{ApiError, AppError};
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// What the dashboard's session cookie is made with.
+#[derive(Clone)]
+pub struct CookieSettings {
+    pub key: Key,
+    pub secure: bool,
+}
+
+/// Every scope, its middleware and its error shapes: the API (JSON only, requests
+/// recorded per key) and the dashboard (sessions, CSRF, security headers).
+pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
+    let sessions = SessionMiddleware::builder(CookieSessionStore::default(), cookies.key.clone())
+        .cookie_name("latchkey_session".into())
+        .cookie_secure(cookies.secure)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Strict)
+        .cookie_content_security(CookieContentSecurity::Private)
+        .session_lifecycle(BrowserSession::default())
+        .build();
+    cfg.app_data(
+        web::FormConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|e, _| {
+                AppError::BadRequest(format!("The form could not be read: {e}")).into()
+            }),
+    )
+    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+        AppError::BadRequest(format!("The address has an invalid parameter: {e}")).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+    .service(
+        web::scope("/api/v1")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| api::json_error(e).into()),
+            )
+            .wrap(from_fn(api::record_usage))
+            .wrap(from_fn(render_errors))
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(from_fn(crate::telemetry::log_requests))
+            .configure(api)
+            .default_service(web::to(api::not_found)),
+    )
+    .service(
+        web::scope("")
+            .wrap(from_fn(crate::session::verify_csrf))
+            .wrap(from_fn(render_errors))
+            .wrap(sessions)
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Referrer-Policy", "same-origin"))
+                    .add(("Cross-Origin-Opener-Policy", "same-origin"))
+                    .add((
+                        "Permissions-Policy",
+                        "camera=(), microphone=(), geolocation=(), clipboard-write=(self)",
+                    ))
+                    .add(("Vary", "HX-Request")),
+            )
+            .wrap(from_fn(crate::telemetry::log_requests))
+            .configure(dashboard)
+            .default_service(web::to(not_found)),
+    );
+}
 
 /// `/api/v1/...`: JSON only.
 pub fn api(cfg: &mut web::ServiceConfig) {
@@ -27,7 +100,7 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/keys/{key_id}", web::patch().to(api::update_key))
         .route("/keys/{key_id}", web::delete().to(api::delete_key))
         .route("/keys/{key_id}/roll", web::post().to(api::roll_key))
-        .route("/keys/{key_id}/{action}", web::post().to(api::set_enabled));
+        .route("/keys/{key_id}/{action}", web::post().to(api::set_active));
 }
 
 /// Everything else: the dashboard.
@@ -72,72 +145,7 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
         .route("/keys/{key_id}/{action}", web::post().to(keys::act_on_key));
 }
 
-pub async fn api_not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NOT_FOUND",
-        "No such endpoint (see /api/v1/openapi.json).",
-    ))
-}
-
-/// JSON body problems, answered in the API's JSON error shape.
-pub fn api_json_error(e: JsonPayloadError) -> ApiError {
-    match e {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "The body is larger than 64 KiB.",
-            )
-        }
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "Send the body as application/json.",
-        ),
-        JsonPayloadError::Deserialize(e) => ApiError::bad_request(format!(
-            "Invalid JSON body: {}",
-            redact_quoted(&e.to_string())
-        )),
-        other => ApiError::bad_request(format!("The body could not be read: {other}")),
-    }
-}
-
 /// Unknown URLs get the same 404 as a missing item, through `AppError`.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
-}
-
-/// serde quotes the offending value in its messages (`invalid type: string "…"`);
-/// that value could be a key sent in the wrong field, so it is never echoed.
-pub fn redact_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '"' {
-            if inside {
-                out.push('…');
-            }
-            inside = !inside;
-            out.push(c);
-        } else if !inside {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn quoted_values_are_not_echoed() {
-        assert_eq!(
-            super::redact_quoted("invalid type: string \"lk_secret\", expected a sequence"),
-            "invalid type: string \"…\", expected a sequence"
-        );
-        assert_eq!(
-            super::redact_quoted("EOF while parsing"),
-            "EOF while parsing"
-        );
-    }
 }

@@ -6,17 +6,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::db::audit::{self, Event};
-use crate::db::users::{self, UserChangeError};
-use crate::db::{self};
+use crate::app;
 use crate::domain::names::Username;
 use crate::domain::password;
 use crate::domain::role::{Action, Role};
 use crate::error::{AppError, render};
 use crate::routes::auth::see_other;
 use crate::session::{self as sess, CurrentUser};
-use crate::startup::AppState;
-use crate::views::Shell;
+use crate::state::AppState;
 use crate::views::users::{NewUserValues, UserRow, UsersPage};
 
 async fn page(
@@ -27,10 +24,10 @@ async fn page(
     form: NewUserValues,
     alert: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let list = db::run(&state.pool, users::list).await?;
+    let list = app::users::list(state, &user.actor()).await?;
     let me = user.user.id;
     let view = UsersPage {
-        shell: Shell::for_user(user, "/users").with_flash(sess::take_flash(session)),
+        shell: user.shell("/users").with_flash(sess::take_flash(session)),
         rows: list.iter().map(|u| UserRow::new(u, me)).collect(),
         form,
         roles: Role::ALL.to_vec(),
@@ -93,29 +90,14 @@ pub async fn create_user(
             .await;
         }
     };
-    let plain = input.password.clone();
-    let actor = user.actor();
-    let created = db::run(&state.pool, move |c| {
-        let hash = password::hash(&plain).map_err(db::DbError::Config)?;
-        let u = users::insert(c, name.as_str(), &hash, role)?;
-        audit::record(
-            c,
-            &actor,
-            Event {
-                action: "user.create",
-                details: format!("created user {} ({})", u.username, role),
-                ..Event::default()
-            },
-        )?;
-        Ok(u)
-    })
-    .await;
+    let created =
+        app::users::create(&state, &user.actor(), name, role, input.password.clone()).await;
     match created {
         Ok(u) => {
             sess::set_flash(&session, &format!("User {} created.", u.username))?;
             Ok(see_other("/users"))
         }
-        Err(e) if e.is_unique_violation() => {
+        Err(app::Error::NameTaken) => {
             let form = NewUserValues {
                 username: input.username.clone(),
                 role: input.role.clone(),
@@ -150,50 +132,28 @@ async fn apply_change(
     role: Option<Role>,
     disabled: Option<bool>,
 ) -> Result<HttpResponse, AppError> {
-    let actor = user.actor();
-    let result = db::run(&state.pool, move |c| {
-        Ok(match users::change(c, id, role, disabled) {
-            Ok(u) => {
-                let (action, details) = match (role, disabled) {
-                    (Some(r), _) => ("user.role", format!("{} is now {}", u.username, r)),
-                    (_, Some(true)) => ("user.disable", format!("disabled {}", u.username)),
-                    _ => ("user.enable", format!("enabled {}", u.username)),
-                };
-                audit::record(
-                    c,
-                    &actor,
-                    Event {
-                        action,
-                        details: details.clone(),
-                        ..Event::default()
-                    },
-                )?;
-                Ok(details)
-            }
-            Err(e) => Err(e),
-        })
-    })
-    .await?;
-    match result {
-        Ok(details) => {
+    match app::users::change(state, &user.actor(), id, role, disabled).await {
+        Ok(changed) => {
+            let details = match (role, disabled) {
+                (Some(r), _) => format!("{} is now {r}", changed.username),
+                (_, Some(true)) => format!("disabled {}", changed.username),
+                _ => format!("enabled {}", changed.username),
+            };
             sess::set_flash(session, &format!("Saved: {details}."))?;
             Ok(see_other("/users"))
         }
-        Err(UserChangeError::LastAdmin) => {
-            let alert = "Latchkey needs at least one active admin: make another user admin first."
-                .to_owned();
+        Err(app::Error::Conflict(r)) => {
             page(
                 state,
                 user,
                 session,
                 StatusCode::CONFLICT,
                 NewUserValues::default(),
-                Some(alert),
+                Some(r.message),
             )
             .await
         }
-        Err(UserChangeError::NotFound) => Err(AppError::NotFound),
-        Err(UserChangeError::Db(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -251,28 +211,14 @@ pub async fn reset_password(
         )
         .await;
     }
-    let id = path.into_inner();
-    let plain = input.password.clone();
-    let actor = user.actor();
-    let name = db::run(&state.pool, move |c| {
-        let Some(target) = users::find(c, id)? else {
-            return Ok(None);
-        };
-        let hash = password::hash(&plain).map_err(db::DbError::Config)?;
-        users::set_password(c, id, &hash)?;
-        audit::record(
-            c,
-            &actor,
-            Event {
-                action: "user.password",
-                details: format!("reset the password of {}", target.username),
-                ..Event::default()
-            },
-        )?;
-        Ok(Some(target.username))
-    })
-    .await?
-    .ok_or(AppError::NotFound)?;
+    let changed = app::users::reset_password(
+        &state,
+        &user.actor(),
+        path.into_inner(),
+        input.password.clone(),
+    )
+    .await?;
+    let name = changed.username;
     sess::set_flash(
         &session,
         &format!("Password of {name} changed; their sessions have ended."),

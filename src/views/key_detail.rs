@@ -11,6 +11,7 @@ use crate::db::channels::Channel;
 use crate::db::keys::ApiKey;
 use crate::db::usage::{RequestRow, StatusFilter};
 use crate::domain::key::obfuscate;
+use crate::domain::status::KeyStatus;
 
 pub struct Bar {
     pub x: u32,
@@ -223,7 +224,7 @@ pub struct KeyDetailPage {
     pub cidrs: Vec<String>,
     pub postback_url: Option<String>,
     pub enabled: bool,
-    pub expired: bool,
+    pub status: KeyStatus,
     pub expires: Option<String>,
     pub created: String,
     pub created_by: String,
@@ -259,7 +260,7 @@ impl KeyDetailPage {
             cidrs: k.cidr_list().into_iter().map(str::to_owned).collect(),
             postback_url: k.postback_url.clone(),
             enabled: k.enabled,
-            expired: k.is_expired(now),
+            status: k.status(now),
             expires: k.expires_at.map(format_time),
             created: format_time(k.created_at),
             created_by: k.created_by.clone(),

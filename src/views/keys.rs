@@ -5,10 +5,12 @@ use time::PrimitiveDateTime;
 
 use super::{Shell, format_time, iso_time};
 use crate::db::channels::Channel;
-use crate::db::keys::{ApiKey, KeyPage};
+use crate::db::key_list::KeyPage;
+use crate::db::keys::ApiKey;
 use crate::domain::key::{PlainKey, obfuscate};
 use crate::domain::key_settings::{KeyErrors, KeyInput};
 use crate::domain::list::{Cursor, Dir, ListQuery, PAGE_SIZES, Sort};
+use crate::domain::status::KeyStatus;
 
 /// What the signed-in person may do here (decided by the handler from the role).
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +29,6 @@ pub struct KeysStats {
     pub key_count: i64,
     pub limit: i64,
     pub can_create: bool,
-    pub oob: bool,
 }
 
 impl KeysStats {
@@ -37,7 +38,6 @@ impl KeysStats {
             key_count: channel.key_count,
             limit: channel.effective_limit(default_limit),
             can_create,
-            oob: false,
         }
     }
 
@@ -59,10 +59,10 @@ pub struct KeyRow {
     pub created_iso: String,
     pub created_by: String,
     pub expires: Option<String>,
-    pub expired: bool,
+    pub status: KeyStatus,
     pub last_used: Option<String>,
     pub enabled: bool,
-    pub rolling_ends: Option<String>,
+    pub rolled: bool,
     pub perms: KeyPermissions,
     /// Set on the All keys page, whose table has a Channel column.
     pub channel: Option<(i64, String)>,
@@ -80,11 +80,11 @@ impl KeyRow {
             created_iso: iso_time(k.created_at),
             created_by: k.created_by.clone(),
             expires: k.expires_at.map(format_time),
-            // A rolled key whose grace is over has stopped working, like an expired one.
-            expired: k.is_expired(now) || k.roll_ends_at.is_some_and(|t| t <= now),
+            status: k.status(now),
             last_used: k.last_used_at.map(format_time),
             enabled: k.enabled,
-            rolling_ends: k.roll_ends_at.filter(|t| *t > now).map(format_time),
+            // A rolled key is never rolled again (roll its successor).
+            rolled: k.rolled_to_key_id.is_some(),
             perms,
             channel: None,
         }
@@ -110,6 +110,8 @@ pub struct SortLink {
 #[template(path = "partials/keys_results.html")]
 pub struct KeysResults {
     pub base: String,
+    /// This very list (filter, sort, position): where it refreshes itself from.
+    pub self_href: String,
     pub rows: Vec<KeyRow>,
     pub query: ListQuery,
     pub total: i64,
@@ -122,12 +124,10 @@ pub struct KeysResults {
     pub can_create: bool,
     pub at_limit: bool,
     pub channel_id: i64,
-    pub oob: bool,
     pub show_channel: bool,
 }
 
 impl KeysResults {
-    #[expect(clippy::too_many_arguments, reason = "a plain constructor of one view")]
     pub fn new(
         channel_id: i64,
         page: &KeyPage,
@@ -136,7 +136,6 @@ impl KeysResults {
         perms: KeyPermissions,
         at_limit: bool,
         base: String,
-        oob: bool,
     ) -> Self {
         let rows: Vec<KeyRow> = page
             .rows
@@ -211,8 +210,8 @@ impl KeysResults {
             can_create: perms.create,
             at_limit,
             channel_id,
+            self_href: format!("{base}{}", query.href(query.cursor, query.pos)),
             base,
-            oob,
             show_channel: false,
         }
     }

@@ -10,7 +10,6 @@ pub mod keys;
 pub mod users;
 
 use crate::domain::role::{Action, Role};
-use crate::session::CurrentUser;
 
 /// What the layout needs on every page: who is logged in, the navigation for their
 /// role, and the CSRF token that htmx sends as a header.
@@ -47,7 +46,7 @@ impl Shell {
     }
 
     /// `active` is the href of the section this page belongs to.
-    pub fn for_user(current: &CurrentUser, active: &str) -> Self {
+    pub fn for_user(username: &str, role: Role, csrf: &str, active: &str) -> Self {
         let items: [(&'static str, &'static str, Action); 5] = [
             ("/channels", "Channels", Action::ViewChannels),
             ("/keys", "All keys", Action::SearchAllKeys),
@@ -57,7 +56,7 @@ impl Shell {
         ];
         let nav = items
             .into_iter()
-            .filter(|(_, _, action)| current.may(*action))
+            .filter(|(_, _, action)| role.may(*action))
             .map(|(href, label, _)| NavItem {
                 href,
                 label,
@@ -65,10 +64,10 @@ impl Shell {
             })
             .collect();
         Shell {
-            csrf: current.csrf.clone(),
+            csrf: csrf.to_owned(),
             user: Some(ShellUser {
-                username: current.user.username.clone(),
-                role: current.role(),
+                username: username.to_owned(),
+                role,
             }),
             nav,
             flash: None,

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
-use latchkey::db::audit::Actor;
 use latchkey::db::schema::{api_keys, channels};
 use latchkey::db::{self, keys};
 use latchkey::domain::key::PlainKey;
@@ -96,16 +95,15 @@ pub(crate) fn seed(app: &TestApp, channel_id: i64, names: impl IntoIterator<Item
         .parse(&["verify".into()], db::now(), None)
         .unwrap();
         let (plain, parts) = PlainKey::generate("lk");
+        assert!(keys::reserve_slot(&mut conn, channel_id, 10).unwrap());
         keys::insert(
             &mut conn,
-            &Actor::system(),
             &keys::NewKey {
                 channel_id,
-                channel_name: "seed",
-                default_limit: 10,
                 settings: &settings,
                 parts: &parts,
                 hash: &plain.hash(),
+                created_by: "seed",
             },
         )
         .unwrap();

@@ -145,11 +145,17 @@ async fn htmx_generate_answers_the_reveal_modal_and_refreshes_the_table() {
         "Close starts disabled"
     );
     assert!(res.body.contains("data-enables=\"reveal-close\""));
+    // The table behind the modal refreshes itself on the event.
+    assert_eq!(res.header("hx-trigger"), Some("keys-changed"));
+    let results = admin
+        .hx_get(&format!("/channels/{cid}/keys"), "keys-results")
+        .await;
     assert!(
-        res.body
-            .contains("id=\"keys-results\" class=\"keys-results\" hx-swap-oob=\"true\"")
+        results
+            .body
+            .contains("hx-trigger=\"keys-changed from:body\"")
     );
-    assert!(res.body.contains("Htmx key"));
+    assert!(results.body.contains("Htmx key"));
     let plain = revealed(&res.body);
     assert_eq!(
         res.body.matches(&plain).count(),
@@ -360,7 +366,21 @@ async fn twenty_simultaneous_creates_at_a_limit_of_five_make_exactly_five_keys()
             .map(|r| r.status.as_u16())
             .collect::<Vec<_>>()
     );
-    assert_eq!(refused, 15);
+    assert_eq!(
+        refused,
+        15,
+        "logs: {}\nstatuses: {:?}",
+        app.logs()
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        results
+            .iter()
+            .map(|r| r.status.as_u16())
+            .collect::<Vec<_>>()
+    );
     assert!(
         results
             .iter()
@@ -618,9 +638,18 @@ async fn delete_warns_then_removes_the_row_with_a_toast() {
     res.assert_status(200);
     assert!(!res.body.contains("<tr"), "the row is swapped with nothing");
     assert!(res.body.contains("“doomed” deleted."));
+    // The header and the results refresh themselves on the event, each from its own URL.
+    assert_eq!(res.header("hx-trigger"), Some("keys-changed"));
+    let page = admin.get(&format!("/channels/{cid}/keys")).await;
+    assert!(page.body.contains("hx-trigger=\"keys-changed from:body\""));
+    let header = admin
+        .hx_get(&format!("/channels/{cid}/keys"), "keys-stats")
+        .await;
     assert!(
-        res.body.contains("<strong>0</strong> of 10 keys"),
-        "the count updates"
+        header.body.starts_with("<div id=\"keys-stats\"")
+            && header.body.contains("<strong>0</strong> of 10 keys"),
+        "the count updates: {}",
+        header.body
     );
     assert!(
         keys::find_by_key_id(&mut app.conn(), &kid)

@@ -86,7 +86,7 @@ browserTest('deactivate and activate ask for confirmation and swap only that row
   await dialog.waitFor({ state: 'detached' });
   await page.locator('.toast-success', { hasText: '“one” deactivated.' }).waitFor();
   await eventually(async () => (await row.locator('.status-cell .badge').textContent()).trim() === 'Inactive');
-  assert.equal(await row.evaluate((r) => r.classList.contains('is-disabled')), true, 'the row is shown as disabled');
+  assert.equal(await row.evaluate((r) => r.classList.contains('is-inactive')), true, 'the row is shown as inactive');
   assert.equal(await row.locator('text=Activate').count(), 1);
   assert.equal(await row.locator('text=Deactivate').count(), 0);
   assert.equal(await page.getAttribute(`tr#key-${two.keyId}`, 'data-marker'), 'untouched', 'only that row was swapped');
@@ -104,7 +104,7 @@ browserTest('deactivate and activate ask for confirmation and swap only that row
   await dialog.waitFor({ state: 'detached' });
   await page.locator('.toast-success', { hasText: '“one” activated.' }).waitFor();
   await eventually(async () => (await row.locator('.status-cell .badge').textContent()).trim() === 'Active');
-  await eventually(async () => (await row.evaluate((r) => r.classList.contains('is-disabled'))) === false);
+  await eventually(async () => (await row.evaluate((r) => r.classList.contains('is-inactive'))) === false);
 });
 
 browserTest('delete warns that it cannot be undone, removes the row and shows a success toast', opts, async (s) => {

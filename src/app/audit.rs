@@ -1,0 +1,26 @@
+//! Reading the audit log: admins see everything, support staff see key events.
+
+use crate::db::audit::{self, AuditEvent, AuditFilter};
+use crate::db::channels::{self, Channel};
+use crate::domain::role::Action;
+use crate::state::AppState;
+
+use super::actor::Actor;
+use super::error::AppResult;
+use super::run::read;
+
+/// A page of events (newest first, older than `before`) and the channels to filter by.
+pub async fn list(
+    state: &AppState,
+    actor: &Actor,
+    mut filter: AuditFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> AppResult<(Vec<AuditEvent>, Vec<Channel>)> {
+    actor.require(Action::ViewAudit)?;
+    filter.keys_only = actor.require(Action::ManageUsers).is_err();
+    read(state, move |c| {
+        Ok((audit::list(c, &filter, before, limit)?, channels::list(c)?))
+    })
+    .await
+}

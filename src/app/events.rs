@@ -1,0 +1,407 @@
+//! Side effects as events. Every write reports what happened as an [`Event`];
+//! [`Recorder::emit`] turns it, inside the write's transaction, into
+//! - its audit line,
+//! - its change records (so every instance's verification cache and remembered totals
+//!   follow; a channel rename forgets every key),
+//! - its POSTback event in the outbox, when the key has a POSTback URL.
+//!
+//! and remembers the changes for this instance to forget once the transaction commits
+//! (`app::write`).
+
+use crate::db::audit::{self, Who};
+use crate::db::changes::{self, Change};
+use crate::db::channels::Channel;
+use crate::db::keys::ApiKey;
+use crate::db::users::User;
+use crate::db::{DbConnection, DbResult, outbox};
+use crate::domain::clock::{format_time, iso_time};
+use crate::domain::role::Role;
+
+/// Everything that can happen, with what the audit line and the event need.
+pub enum Event<'a> {
+    KeyCreated {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    KeyUpdated {
+        before: &'a ApiKey,
+        after: &'a ApiKey,
+        channel: &'a str,
+    },
+    KeyRenamed {
+        before: &'a ApiKey,
+        after: &'a ApiKey,
+        channel: &'a str,
+    },
+    KeyActivated {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    KeyDeactivated {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    KeyDeleted {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    KeyRolled {
+        old: &'a ApiKey,
+        new: &'a ApiKey,
+        channel: &'a str,
+    },
+    KeyExpiring {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    ChannelCreated {
+        channel: &'a Channel,
+    },
+    ChannelUpdated {
+        before: &'a Channel,
+        after: &'a Channel,
+    },
+    UserCreated {
+        user: &'a User,
+    },
+    UserRoleChanged {
+        user: &'a User,
+        role: Role,
+    },
+    UserDisabled {
+        user: &'a User,
+    },
+    UserEnabled {
+        user: &'a User,
+    },
+    PasswordReset {
+        user: &'a User,
+    },
+    LoggedIn,
+    LoginFailed,
+    LoginThrottled {
+        seconds: i64,
+    },
+    LoggedOut,
+}
+
+/// Every audit action, for the audit page's filter.
+pub const ACTIONS: &[&str] = &[
+    "login",
+    "login.failed",
+    "login.throttled",
+    "logout",
+    "channel.create",
+    "channel.update",
+    "key.create",
+    "key.update",
+    "key.rename",
+    "key.activate",
+    "key.deactivate",
+    "key.delete",
+    "key.roll",
+    "key.expiring",
+    "user.create",
+    "user.role",
+    "user.disable",
+    "user.enable",
+    "user.password",
+];
+
+/// Collects the changes of one transaction's events.
+pub struct Recorder {
+    who: Who,
+    changes: Vec<Change>,
+}
+
+impl Recorder {
+    pub fn new(who: Who) -> Self {
+        Recorder {
+            who,
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+
+    /// Writes the event's audit line, change records and POSTback event.
+    pub fn emit(&mut self, conn: &mut DbConnection, event: Event<'_>) -> DbResult<()> {
+        audit::record(conn, &self.who, event.audit_line())?;
+        for change in event.changes() {
+            changes::record(conn, &change)?;
+            self.changes.push(change);
+        }
+        if let Some((key, channel, event_type)) = event.postback() {
+            if let Some(url) = &key.postback_url {
+                let payload = postback_payload(key, channel, event_type);
+                outbox::enqueue(conn, key.id, event_type, url, &payload)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn key_line<'a>(
+    action: &'a str,
+    key: &'a ApiKey,
+    channel: &'a str,
+    details: String,
+) -> audit::Event<'a> {
+    audit::Event {
+        action,
+        channel_id: Some(key.channel_id),
+        channel_name: Some(channel),
+        key_id: Some(&key.key_id),
+        key_name: Some(&key.name),
+        details,
+    }
+}
+
+fn plain_line(action: &str, details: String) -> audit::Event<'_> {
+    audit::Event {
+        action,
+        details,
+        ..audit::Event::default()
+    }
+}
+
+impl<'a> Event<'a> {
+    fn audit_line(&self) -> audit::Event<'a> {
+        match *self {
+            Event::KeyCreated { key, channel } => {
+                key_line("key.create", key, channel, describe(key))
+            }
+            Event::KeyUpdated {
+                before,
+                after,
+                channel,
+            } => {
+                let changes = diff(before, after);
+                let details = if changes.is_empty() {
+                    "no changes".into()
+                } else {
+                    changes.join("; ")
+                };
+                key_line("key.update", after, channel, details)
+            }
+            Event::KeyRenamed {
+                before,
+                after,
+                channel,
+            } => key_line(
+                "key.rename",
+                after,
+                channel,
+                format!("renamed \"{}\" to \"{}\"", before.name, after.name),
+            ),
+            Event::KeyActivated { key, channel } => {
+                key_line("key.activate", key, channel, "activated".into())
+            }
+            Event::KeyDeactivated { key, channel } => {
+                key_line("key.deactivate", key, channel, "deactivated".into())
+            }
+            Event::KeyDeleted { key, channel } => {
+                key_line("key.delete", key, channel, "deleted".into())
+            }
+            Event::KeyRolled { old, new, channel } => {
+                let mut line = key_line(
+                    "key.roll",
+                    old,
+                    channel,
+                    format!(
+                        "rolled to {}; the old key works until {}",
+                        new.key_id,
+                        old.roll_ends_at.map_or_else(String::new, format_time)
+                    ),
+                );
+                line.key_name = Some(&new.name);
+                line
+            }
+            Event::KeyExpiring { key, channel } => key_line(
+                "key.expiring",
+                key,
+                channel,
+                format!(
+                    "expires {}",
+                    key.expires_at.map_or_else(String::new, format_time)
+                ),
+            ),
+            Event::ChannelCreated { channel } => audit::Event {
+                action: "channel.create",
+                channel_id: Some(channel.id),
+                channel_name: Some(&channel.name),
+                details: format!(
+                    "created channel \"{}\" (limit {})",
+                    channel.name,
+                    limit_text(channel.key_limit)
+                ),
+                ..audit::Event::default()
+            },
+            Event::ChannelUpdated { before, after } => {
+                let mut changes = Vec::new();
+                if before.name != after.name {
+                    changes.push(format!("renamed \"{}\" to \"{}\"", before.name, after.name));
+                }
+                changes.push(format!("limit {}", limit_text(after.key_limit)));
+                audit::Event {
+                    action: "channel.update",
+                    channel_id: Some(after.id),
+                    channel_name: Some(&after.name),
+                    details: changes.join(", "),
+                    ..audit::Event::default()
+                }
+            }
+            Event::UserCreated { user } => plain_line(
+                "user.create",
+                format!("created user {} ({})", user.username, user.role()),
+            ),
+            Event::UserRoleChanged { user, role } => {
+                plain_line("user.role", format!("{} is now {role}", user.username))
+            }
+            Event::UserDisabled { user } => {
+                plain_line("user.disable", format!("disabled {}", user.username))
+            }
+            Event::UserEnabled { user } => {
+                plain_line("user.enable", format!("enabled {}", user.username))
+            }
+            Event::PasswordReset { user } => plain_line(
+                "user.password",
+                format!("reset the password of {}", user.username),
+            ),
+            Event::LoggedIn => plain_line("login", "logged in".into()),
+            Event::LoginFailed => plain_line("login.failed", "failed login".into()),
+            Event::LoginThrottled { seconds } => plain_line(
+                "login.throttled",
+                format!("refused for {seconds} s after repeated failures"),
+            ),
+            Event::LoggedOut => plain_line("logout", "logged out".into()),
+        }
+    }
+
+    /// What caches must forget.
+    fn changes(&self) -> Vec<Change> {
+        let key = |k: &ApiKey| Change::Key(k.key_hash.clone());
+        match *self {
+            Event::KeyCreated { key: k, .. }
+            | Event::KeyActivated { key: k, .. }
+            | Event::KeyDeactivated { key: k, .. }
+            | Event::KeyDeleted { key: k, .. } => vec![key(k)],
+            Event::KeyUpdated { after, .. } | Event::KeyRenamed { after, .. } => vec![key(after)],
+            Event::KeyRolled { old, new, .. } => vec![key(old), key(new)],
+            // Verification answers carry the channel's name.
+            Event::ChannelUpdated { before, after } if before.name != after.name => {
+                vec![Change::All]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The key, channel and POSTback event type of a key event.
+    fn postback(&self) -> Option<(&'a ApiKey, &'a str, &'static str)> {
+        Some(match *self {
+            Event::KeyCreated { key, channel } => (key, channel, "key.created"),
+            Event::KeyUpdated { after, channel, .. } | Event::KeyRenamed { after, channel, .. } => {
+                (after, channel, "key.updated")
+            }
+            Event::KeyActivated { key, channel } => (key, channel, "key.activated"),
+            Event::KeyDeactivated { key, channel } => (key, channel, "key.deactivated"),
+            Event::KeyDeleted { key, channel } => (key, channel, "key.deleted"),
+            Event::KeyRolled { old, channel, .. } => (old, channel, "key.rolled"),
+            Event::KeyExpiring { key, channel } => (key, channel, "key.expiring"),
+            _ => return None,
+        })
+    }
+}
+
+fn postback_payload(key: &ApiKey, channel: &str, event_type: &str) -> String {
+    serde_json::json!({
+        "type": event_type,
+        "created_at": iso_time(crate::db::now()),
+        "key": {
+            "key_id": key.key_id,
+            "name": key.name,
+            "channel_id": key.channel_id,
+            "channel": channel,
+            "enabled": key.enabled,
+            "status": key.status(crate::db::now()).as_str(),
+            "scopes": key.scope_list(),
+            "expires_at": key.expires_at.map(iso_time),
+            "roll_ends_at": key.roll_ends_at.map(iso_time),
+            "rolled_to_key_id": key.rolled_to_key_id,
+        }
+    })
+    .to_string()
+}
+
+fn limit_text(limit: Option<i64>) -> String {
+    limit.map_or_else(|| "default".to_owned(), |n| n.to_string())
+}
+
+fn describe(k: &ApiKey) -> String {
+    let scopes = k.scope_list();
+    let mut parts = vec![format!(
+        "scopes: {}",
+        if scopes.is_empty() {
+            "none".into()
+        } else {
+            scopes.join(", ")
+        }
+    )];
+    parts.push(format!(
+        "expires: {}",
+        k.expires_at.map_or_else(|| "never".to_owned(), format_time)
+    ));
+    if !k.allowed_cidrs.is_empty() {
+        parts.push(format!("allowed networks: {}", k.allowed_cidrs));
+    }
+    if k.off_the_record {
+        parts.push("off the record".into());
+    }
+    if !k.enabled {
+        parts.push("inactive".into());
+    }
+    parts.join("; ")
+}
+
+fn diff(a: &ApiKey, b: &ApiKey) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.name != b.name {
+        out.push(format!("name \"{}\" → \"{}\"", a.name, b.name));
+    }
+    if a.description != b.description {
+        out.push("description changed".into());
+    }
+    if a.scopes != b.scopes {
+        out.push(format!("scopes \"{}\" → \"{}\"", a.scopes, b.scopes));
+    }
+    if a.allowed_cidrs != b.allowed_cidrs {
+        out.push(format!(
+            "allowed networks \"{}\" → \"{}\"",
+            a.allowed_cidrs, b.allowed_cidrs
+        ));
+    }
+    if a.postback_url != b.postback_url {
+        out.push("POSTback URL changed".into());
+    }
+    if a.off_the_record != b.off_the_record {
+        out.push(format!(
+            "off the record {} → {}",
+            a.off_the_record, b.off_the_record
+        ));
+    }
+    if a.enabled != b.enabled {
+        out.push(if b.enabled {
+            "activated".into()
+        } else {
+            "deactivated".into()
+        });
+    }
+    if a.expires_at != b.expires_at {
+        let f =
+            |t: Option<time::PrimitiveDateTime>| t.map_or_else(|| "never".to_owned(), format_time);
+        out.push(format!("expiry {} → {}", f(a.expires_at), f(b.expires_at)));
+    }
+    out
+}

@@ -1,0 +1,316 @@
+//! Key use cases: find, list, create, update, rename, activate / deactivate, delete.
+//! (Rolling is in `app::roll`.) Each is the one implementation the dashboard and the
+//! API share.
+
+use crate::db::DbConnection;
+use crate::db::channels::{self, Channel};
+use crate::db::key_list::{self, KeyPage};
+use crate::db::keys::{self, ApiKey, NewKey};
+use crate::domain::key::PlainKey;
+use crate::domain::key_settings::KeySettings;
+use crate::domain::list::{Filter, ListQuery, Within};
+use crate::domain::role::Action;
+use crate::state::AppState;
+
+use super::actor::Actor;
+use super::error::{AppResult, Error};
+use super::events::Event;
+use super::policy::{self, SCOPE_READ, SCOPE_WRITE};
+use super::run::{read, write};
+
+/// Loads a channel the actor may see.
+pub fn load_channel(conn: &mut DbConnection, actor: &Actor, id: i64) -> AppResult<Channel> {
+    let channel = channels::find(conn, id)?.ok_or(Error::NotFound)?;
+    actor.reach(&channel)?;
+    Ok(channel)
+}
+
+/// Loads a key (locked for writing when `lock`) and its channel, if within reach.
+fn load_key(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    key_id: &str,
+    lock: bool,
+) -> AppResult<(ApiKey, Channel)> {
+    let key = if lock {
+        keys::lock(conn, key_id)?
+    } else {
+        keys::find_by_key_id(conn, key_id)?
+    }
+    .ok_or(Error::NotFound)?;
+    let channel = load_channel(conn, actor, key.channel_id)?;
+    Ok((key, channel))
+}
+
+fn may_view(actor: &Actor) -> AppResult<()> {
+    actor.require(Action::ViewKeys)?;
+    actor.require_scope(SCOPE_READ)
+}
+
+/// A channel, for its keys page or the API's list.
+pub async fn channel(state: &AppState, actor: &Actor, id: i64) -> AppResult<Channel> {
+    may_view(actor)?;
+    let actor = actor.clone();
+    read(state, move |c| load_channel(c, &actor, id)).await
+}
+
+/// One key and its channel.
+pub async fn find(state: &AppState, actor: &Actor, key_id: String) -> AppResult<(ApiKey, Channel)> {
+    may_view(actor)?;
+    let actor = actor.clone();
+    read(state, move |c| load_key(c, &actor, &key_id, false)).await
+}
+
+/// A key to edit and its channel: what the edit form and the API's merge start from.
+pub async fn find_for_edit(
+    state: &AppState,
+    actor: &Actor,
+    key_id: String,
+) -> AppResult<(ApiKey, Channel)> {
+    actor.require(Action::EditKey)?;
+    actor.require_scope(SCOPE_WRITE)?;
+    let actor = actor.clone();
+    read(state, move |c| load_key(c, &actor, &key_id, false)).await
+}
+
+/// One page of keys. `unfiltered_total` is the list's size without a filter (the
+/// channel's `key_count`, or the sum over channels); a filtered total comes from the
+/// remembered totals when known, else it is counted and remembered.
+pub async fn list_page(
+    state: &AppState,
+    actor: &Actor,
+    within: Within,
+    query: &ListQuery,
+    unfiltered_total: i64,
+) -> AppResult<KeyPage> {
+    may_view(actor)?;
+    if let Within::AllExcept(_) = within {
+        actor.require(Action::SearchAllKeys)?;
+    }
+    let remember = crate::counts::FilterCounts::key(within, query);
+    let unfiltered = matches!(query.filter, Filter::None) && query.risk.is_none();
+    let known = if unfiltered {
+        Some(unfiltered_total)
+    } else {
+        remember.as_deref().and_then(|k| state.counts.get(k))
+    };
+    let generation = state.counts.generation();
+    let q = query.clone();
+    let page = read(state, move |c| {
+        Ok(key_list::list_page(c, within, &q, known)?)
+    })
+    .await?;
+    if let (None, Some(k)) = (known, remember) {
+        state.counts.put(k, generation, page.total);
+    }
+    Ok(page)
+}
+
+/// A new key with `settings` in the channel; its plaintext is returned once.
+pub async fn create(
+    state: &AppState,
+    actor: &Actor,
+    channel_id: i64,
+    settings: KeySettings,
+) -> AppResult<(ApiKey, PlainKey)> {
+    actor.require(Action::CreateKey)?;
+    actor.require_scope(SCOPE_WRITE)?;
+    if let Actor::Key(k) = actor {
+        policy::may_create(&k.key, &settings)?;
+    }
+    let (plain, parts) = PlainKey::generate(&state.settings.key_prefix);
+    let hash = plain.hash();
+    let default_limit = state.settings.max_keys_per_channel;
+    let (a, created_by) = (actor.clone(), actor.who().name);
+    let key = write(state, actor, move |c, events| {
+        let channel = load_channel(c, &a, channel_id)?;
+        if !keys::reserve_slot(c, channel.id, default_limit)? {
+            return Err(limit_reached(&channel, default_limit));
+        }
+        let key = keys::insert(
+            c,
+            &NewKey {
+                channel_id: channel.id,
+                settings: &settings,
+                parts: &parts,
+                hash: &hash,
+                created_by: &created_by,
+            },
+        )?;
+        events.emit(
+            c,
+            Event::KeyCreated {
+                key: &key,
+                channel: &channel.name,
+            },
+        )?;
+        Ok(key)
+    })
+    .await?;
+    Ok((key, plain))
+}
+
+pub fn limit_reached(channel: &Channel, default_limit: i64) -> Error {
+    let limit = channel.effective_limit(default_limit);
+    Error::conflict(
+        "LIMIT_REACHED",
+        format!(
+            "This channel has reached its limit of {limit} {}. Delete a key, or ask an admin to raise the limit.",
+            if limit == 1 { "key" } else { "keys" }
+        ),
+    )
+}
+
+/// Replaces every setting of a key (not the key itself).
+pub async fn update(
+    state: &AppState,
+    actor: &Actor,
+    key_id: String,
+    settings: KeySettings,
+) -> AppResult<ApiKey> {
+    actor.require(Action::EditKey)?;
+    actor.require_scope(SCOPE_WRITE)?;
+    let a = actor.clone();
+    write(state, actor, move |c, events| {
+        let (before, channel) = load_key(c, &a, &key_id, true)?;
+        if let Actor::Key(k) = &a {
+            policy::may_update(&k.key, &before, &settings)?;
+        }
+        if before.enabled && !settings.enabled {
+            // A deactivation in the edit form counts like the Deactivate button.
+            a.require(Action::RevokeKey)?;
+        }
+        if !before.enabled && settings.enabled {
+            a.require(Action::ActivateKey)?;
+        }
+        let by_person = if before.enabled == settings.enabled {
+            before.deactivated_by_person
+        } else {
+            !settings.enabled && a.is_person()
+        };
+        let after = keys::update_settings(c, before.id, &settings, by_person)?;
+        events.emit(
+            c,
+            Event::KeyUpdated {
+                before: &before,
+                after: &after,
+                channel: &channel.name,
+            },
+        )?;
+        Ok(after)
+    })
+    .await
+}
+
+pub async fn rename(
+    state: &AppState,
+    actor: &Actor,
+    key_id: String,
+    name: String,
+) -> AppResult<ApiKey> {
+    actor.require(Action::EditKey)?;
+    actor.require_scope(SCOPE_WRITE)?;
+    let a = actor.clone();
+    write(state, actor, move |c, events| {
+        let (before, channel) = load_key(c, &a, &key_id, true)?;
+        if let Actor::Key(k) = &a {
+            policy::may_change(&k.key, &before)?;
+        }
+        let after = keys::rename(c, before.id, &name)?;
+        events.emit(
+            c,
+            Event::KeyRenamed {
+                before: &before,
+                after: &after,
+                channel: &channel.name,
+            },
+        )?;
+        Ok(after)
+    })
+    .await
+}
+
+/// Activates (`active`) or deactivates a key.
+pub async fn set_active(
+    state: &AppState,
+    actor: &Actor,
+    key_id: String,
+    active: bool,
+) -> AppResult<ApiKey> {
+    actor.require(if active {
+        Action::ActivateKey
+    } else {
+        Action::RevokeKey
+    })?;
+    actor.require_scope(SCOPE_WRITE)?;
+    let a = actor.clone();
+    write(state, actor, move |c, events| {
+        let (before, channel) = load_key(c, &a, &key_id, true)?;
+        if let Actor::Key(k) = &a {
+            if active {
+                policy::may_activate(&k.key, &before)?;
+            } else {
+                policy::may_change(&k.key, &before)?;
+            }
+        }
+        let key = keys::set_active(c, before.id, active, a.is_person())?;
+        let channel = channel.name.as_str();
+        events.emit(
+            c,
+            if active {
+                Event::KeyActivated { key: &key, channel }
+            } else {
+                Event::KeyDeactivated { key: &key, channel }
+            },
+        )?;
+        Ok(key)
+    })
+    .await
+}
+
+pub async fn delete(state: &AppState, actor: &Actor, key_id: String) -> AppResult<ApiKey> {
+    actor.require(Action::RevokeKey)?;
+    actor.require_scope(SCOPE_WRITE)?;
+    let a = actor.clone();
+    write(state, actor, move |c, events| {
+        let (before, channel) = load_key(c, &a, &key_id, true)?;
+        if let Actor::Key(k) = &a {
+            policy::may_change(&k.key, &before)?;
+        }
+        let key = keys::delete(c, before.id)?;
+        events.emit(
+            c,
+            Event::KeyDeleted {
+                key: &key,
+                channel: &channel.name,
+            },
+        )?;
+        Ok(key)
+    })
+    .await
+}
+
+/// How many keys `within` show each risk (the risk overview).
+pub async fn risk_counts(
+    state: &AppState,
+    actor: &Actor,
+) -> AppResult<Vec<(crate::domain::list::Risk, i64)>> {
+    may_view(actor)?;
+    actor.require(Action::SearchAllKeys)?;
+    let show_system = actor.require(Action::UseSystemChannel).is_ok();
+    read(state, move |c| {
+        let hidden = if show_system {
+            None
+        } else {
+            channels::list(c)?
+                .into_iter()
+                .find(|ch| ch.is_system)
+                .map(|ch| ch.id)
+        };
+        crate::domain::list::Risk::ALL
+            .into_iter()
+            .map(|r| Ok((r, key_list::count_risk(c, Within::AllExcept(hidden), r)?)))
+            .collect()
+    })
+    .await
+}

@@ -1,0 +1,40 @@
+//! The runners every use case goes through: [`write`] (one transaction, its events,
+//! then this instance forgets what changed) and [`read`].
+
+use diesel::Connection;
+
+use super::actor::Actor;
+use super::error::{AppResult, Error};
+use super::events;
+use crate::db::{self, DbConnection};
+use crate::state::AppState;
+
+/// Runs a write use case: `f` in one transaction with a recorder for its events, then
+/// this instance forgets what changed before the caller answers.
+pub async fn write<T, F>(state: &AppState, actor: &Actor, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConnection, &mut events::Recorder) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let who = actor.who();
+    let (value, changes) = db::run_with(&state.pool, move |c| {
+        c.transaction(|c| {
+            db::begin_write(c)?;
+            let mut recorder = events::Recorder::new(who);
+            let value = f(c, &mut recorder)?;
+            Ok::<_, Error>((value, recorder.into_changes()))
+        })
+    })
+    .await?;
+    state.forget(&changes);
+    Ok(value)
+}
+
+/// Runs a read use case on the blocking pool.
+pub async fn read<T, F>(state: &AppState, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConnection) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    db::run_with(&state.pool, f).await
+}

@@ -1,0 +1,55 @@
+//! What a key did: its request log, hourly counts and POSTback deliveries.
+
+use crate::db::channels::Channel;
+use crate::db::keys::ApiKey;
+use crate::db::outbox::{self, OutboxRow};
+use crate::db::usage::{self, RequestRow, StatusFilter};
+use crate::domain::role::Action;
+use crate::state::AppState;
+
+use super::actor::Actor;
+use super::error::AppResult;
+use super::policy::SCOPE_READ;
+use super::run::read;
+
+pub struct Activity {
+    /// Newest first, at most one page.
+    pub log: Vec<RequestRow>,
+    /// Whether older rows exist.
+    pub more: bool,
+    /// `(YYYY-MM-DD HH, count)` for the last 30 days.
+    pub hourly: Vec<(String, i64)>,
+    pub deliveries: Vec<OutboxRow>,
+}
+
+pub async fn key_activity(
+    state: &AppState,
+    actor: &Actor,
+    key_id: String,
+    status: Option<StatusFilter>,
+    before: Option<i64>,
+    page: i64,
+) -> AppResult<(ApiKey, Channel, Activity)> {
+    actor.require(Action::ViewKeys)?;
+    actor.require_scope(SCOPE_READ)?;
+    let (key, channel) = super::keys::find(state, actor, key_id).await?;
+    let (id, otr) = (key.id, key.off_the_record);
+    let since = crate::db::now() - time::Duration::days(30);
+    let activity = read(state, move |c| {
+        let mut log = if otr {
+            Vec::new()
+        } else {
+            usage::log_page(c, id, status, before, page + 1)?
+        };
+        let more = log.len() as i64 > page;
+        log.truncate(usize::try_from(page).unwrap_or(0));
+        Ok(Activity {
+            log,
+            more,
+            hourly: usage::hourly_counts(c, id, since)?,
+            deliveries: outbox::recent_for_key(c, id, 20)?,
+        })
+    })
+    .await?;
+    Ok((key, channel, activity))
+}

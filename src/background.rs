@@ -1,0 +1,79 @@
+//! Work that runs beside the server: following other instances' key changes, and
+//! housekeeping (expiry notices, freeing the slots of rolls whose grace ended, pruning
+//! records nobody needs any more).
+
+use std::time::{Duration, Instant};
+
+use actix_web::web::Data;
+
+use crate::app;
+use crate::db;
+use crate::state::AppState;
+
+/// Polls `key_changes` so that a change made by another instance sharing the database
+/// is honoured here within about half a second, and runs the housekeeping.
+pub fn spawn_change_poller(state: Data<AppState>, every: Duration, expiry_scan_every: Duration) {
+    actix_web::rt::spawn(async move {
+        let mut last_seen = match db::run(&state.pool, db::changes::latest_id).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read key changes; cross-instance revocation is delayed");
+                0
+            }
+        };
+        let mut ticker = actix_web::rt::time::interval(every);
+        let mut last_prune = Instant::now();
+        // The first scan runs at once.
+        let mut last_expiry_scan: Option<Instant> = None;
+        loop {
+            ticker.tick().await;
+            if last_expiry_scan.is_none_or(|t| t.elapsed() >= expiry_scan_every) {
+                last_expiry_scan = Some(Instant::now());
+                expiry_and_slots(&state).await;
+            }
+            if last_prune.elapsed() >= Duration::from_secs(600) {
+                last_prune = Instant::now();
+                prune(&state).await;
+            }
+            let since = last_seen;
+            match db::run(&state.pool, move |c| db::changes::since(c, since)).await {
+                Ok(changes) => {
+                    if let Some((id, _)) = changes.last() {
+                        last_seen = last_seen.max(*id);
+                    }
+                    let changes: Vec<_> = changes.into_iter().map(|(_, c)| c).collect();
+                    state.forget(&changes);
+                }
+                Err(e) => tracing::warn!(error = %e, "polling key changes failed"),
+            }
+        }
+    });
+}
+
+async fn expiry_and_slots(state: &AppState) {
+    match app::notices::queue_expiry_notices(state, time::Duration::days(7)).await {
+        Ok(n) if n > 0 => tracing::info!(events = n, "queued key.expiring events"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "scanning for expiring keys failed"),
+    }
+    if let Err(e) = app::notices::retire_ended_rolls(state).await {
+        tracing::warn!(error = %e, "freeing the slots of ended rolls failed");
+    }
+}
+
+/// Change records every instance has long seen, login attempts older than the
+/// throttling window needs, and sessions past their end (refused already; this only
+/// frees the rows).
+async fn prune(state: &AppState) {
+    let pruned = db::run(&state.pool, |c| {
+        let now = db::now();
+        let changes = db::changes::prune(c, now - time::Duration::hours(1))?;
+        let attempts = db::login_attempts::prune(c, now - time::Duration::days(1))?;
+        let sessions = db::sessions::delete_expired(c)?;
+        Ok(changes + attempts + sessions)
+    })
+    .await;
+    if let Err(e) = pruned {
+        tracing::warn!(error = %e, "pruning old records failed");
+    }
+}

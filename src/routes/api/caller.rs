@@ -1,0 +1,111 @@
+//! Who is calling the API: the `Authorization: Bearer <key>` extractor, and the
+//! middleware that records each authenticated request against its key.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+use crate::app::{Actor, KeyCaller};
+use crate::domain::key::PlainKey;
+use crate::error::ApiError;
+use crate::net::client_ip;
+use crate::state::AppState;
+use crate::verification::{self, Code};
+
+/// The key that authenticated this request, already checked: well-formed, known,
+/// active, not expired, and used from an allowed address.
+pub struct ApiCaller(pub KeyCaller);
+
+impl ApiCaller {
+    pub fn actor(&self) -> Actor {
+        Actor::Key(self.0.clone())
+    }
+}
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
+}
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<Data<AppState>>().cloned();
+        let ip = state
+            .as_ref()
+            .and_then(|s| client_ip(req, &s.settings.trusted_proxies));
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|v| PlainKey::parse(v.trim()));
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "state missing",
+                )
+            })?;
+            let plain = match bearer {
+                None => return Err(unauthenticated("Send `Authorization: Bearer <key>`.")),
+                Some(Err(_)) => return Err(unauthenticated("The key is malformed.")),
+                Some(Ok((plain, _))) => plain,
+            };
+            let key = state
+                .cache
+                .get(&state.pool, plain.digest())
+                .await?
+                .ok_or_else(|| unauthenticated("Unknown key."))?;
+            let refused = match verification::check(&key, crate::db::now(), ip, &[]) {
+                Code::Valid => None,
+                Code::Disabled => Some(unauthenticated("This key is inactive.")),
+                Code::Expired => Some(unauthenticated("This key has expired.")),
+                Code::IpNotAllowed => Some(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "IP_NOT_ALLOWED",
+                    "This key may not be used from your address.",
+                )),
+                other => Some(unauthenticated(other.as_str())),
+            };
+            // Refused requests are still recorded against the key that tried.
+            let caller = KeyCaller { key, ip };
+            req.extensions_mut().insert(caller.clone());
+            match refused {
+                Some(e) => Err(e),
+                None => Ok(ApiCaller(caller)),
+            }
+        })
+    }
+}
+
+/// Middleware for `/api/v1`: records every authenticated request with its final status.
+pub async fn record_usage(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let caller = res.request().extensions().get::<KeyCaller>().cloned();
+    if let (Some(caller), Some(state)) = (caller, state) {
+        let req = res.request();
+        state.usage.record(
+            &caller.key,
+            req.method().as_str(),
+            req.path(),
+            res.status().as_u16(),
+            caller.ip,
+        );
+    }
+    Ok(res)
+}

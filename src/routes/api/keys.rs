@@ -1,0 +1,274 @@
+//! Key management over the API: list, create, get, update, activate / deactivate,
+//! delete, roll. Each handler calls the same use case as the dashboard; the caller's
+//! key is the actor, so `app::policy` bounds what it may do.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{Bytes, Data, Json, Path, Query};
+use serde::{Deserialize, Serialize};
+
+use super::caller::ApiCaller;
+use crate::app;
+use crate::db::keys::ApiKey;
+use crate::domain::clock::iso_time;
+use crate::domain::grace::Grace;
+use crate::domain::key::obfuscate;
+use crate::domain::key_settings::{KeyInput, KeySettings};
+use crate::domain::list::{ListParams, ListQuery, Within};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A key as the API shows it (never the key itself).
+#[derive(Serialize)]
+pub struct KeyJson {
+    key_id: String,
+    obfuscated: String,
+    name: String,
+    description: Option<String>,
+    channel_id: i64,
+    scopes: Vec<String>,
+    allowed_cidrs: Vec<String>,
+    postback_url: Option<String>,
+    off_the_record: bool,
+    enabled: bool,
+    /// `active`, `inactive`, `expired` or `rolling`: the same status the dashboard shows.
+    status: &'static str,
+    expires_at: Option<String>,
+    created_at: String,
+    created_by: String,
+    last_used_at: Option<String>,
+    last_used_ip: Option<String>,
+    /// Set on a rolled key: when it stops working, and its successor.
+    roll_ends_at: Option<String>,
+    rolled_to_key_id: Option<String>,
+}
+
+impl KeyJson {
+    fn of(k: &ApiKey) -> Self {
+        KeyJson {
+            key_id: k.key_id.clone(),
+            obfuscated: obfuscate(&k.prefix, &k.key_id, &k.last_four),
+            name: k.name.clone(),
+            description: k.description.clone(),
+            channel_id: k.channel_id,
+            scopes: k.scope_list().into_iter().map(str::to_owned).collect(),
+            allowed_cidrs: k.cidr_list().into_iter().map(str::to_owned).collect(),
+            postback_url: k.postback_url.clone(),
+            off_the_record: k.off_the_record,
+            enabled: k.enabled,
+            status: k.status(crate::db::now()).as_str(),
+            expires_at: k.expires_at.map(iso_time),
+            created_at: iso_time(k.created_at),
+            created_by: k.created_by.clone(),
+            last_used_at: k.last_used_at.map(iso_time),
+            last_used_ip: k.last_used_ip.clone(),
+            roll_ends_at: k.roll_ends_at.map(iso_time),
+            rolled_to_key_id: k.rolled_to_key_id.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListApiParams {
+    channel_id: Option<i64>,
+    #[serde(flatten)]
+    list: ListParams,
+}
+
+pub async fn list_keys(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    params: Query<ListApiParams>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.actor();
+    let id = params.channel_id.unwrap_or(caller.0.key.channel_id);
+    let channel = app::keys::channel(&state, &actor, id).await?;
+    let query = ListQuery::parse(&params.list);
+    let page = app::keys::list_page(
+        &state,
+        &actor,
+        Within::Channel(channel.id),
+        &query,
+        channel.key_count,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "data": page.rows.iter().map(KeyJson::of).collect::<Vec<_>>(),
+        "total": page.total,
+        "next_after": if page.has_next { page.rows.last().map(|k| k.id) } else { None },
+        "prev_before": if page.has_prev { page.rows.first().map(|k| k.id) } else { None },
+    })))
+}
+
+pub async fn get_key(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, _) = app::keys::find(&state, &caller.actor(), path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(KeyJson::of(&key)))
+}
+
+/// Create and update bodies: every field optional (update merges with the key).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    channel_id: Option<i64>,
+    name: Option<String>,
+    description: Option<String>,
+    expires_at: Option<String>,
+    scopes: Option<Vec<String>>,
+    allowed_cidrs: Option<Vec<String>>,
+    postback_url: Option<String>,
+    off_the_record: Option<bool>,
+    enabled: Option<bool>,
+}
+
+impl KeyBody {
+    fn merge(self, mut input: KeyInput) -> KeyInput {
+        if let Some(v) = self.name {
+            input.name = v;
+        }
+        if let Some(v) = self.description {
+            input.description = v;
+        }
+        if let Some(v) = self.expires_at {
+            input.expires_at = v;
+        }
+        if let Some(v) = self.scopes {
+            input.scopes = v;
+        }
+        if let Some(v) = self.allowed_cidrs {
+            input.cidrs = v;
+        }
+        if let Some(v) = self.postback_url {
+            input.postback_url = v;
+        }
+        if let Some(v) = self.off_the_record {
+            input.off_the_record = v;
+        }
+        if let Some(v) = self.enabled {
+            input.enabled = v;
+        }
+        input
+    }
+}
+
+fn parse_settings(
+    state: &AppState,
+    input: &KeyInput,
+    existing: Option<time::PrimitiveDateTime>,
+) -> Result<KeySettings, ApiError> {
+    input
+        .parse(&state.settings.scopes, crate::db::now(), existing)
+        .map_err(|errors| ApiError::fields(errors.fields()))
+}
+
+pub async fn create_key(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    body: Json<KeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let channel_id = body.channel_id.unwrap_or(caller.0.key.channel_id);
+    let input = body.merge(KeyInput {
+        enabled: true,
+        ..KeyInput::default()
+    });
+    let settings = parse_settings(&state, &input, None)?;
+    let (key, plain) = app::keys::create(&state, &caller.actor(), channel_id, settings).await?;
+    // The one response that carries the plaintext.
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(serde_json::json!({ "key": plain.reveal(), "data": KeyJson::of(&key) })))
+}
+
+pub async fn update_key(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<String>,
+    body: Json<KeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.actor();
+    let (key, _) = app::keys::find_for_edit(&state, &actor, path.into_inner()).await?;
+    let body = body.into_inner();
+    if body.channel_id.is_some_and(|c| c != key.channel_id) {
+        return Err(ApiError::bad_request(
+            "A key cannot move to another channel.",
+        ));
+    }
+    let settings = parse_settings(&state, &body.merge(key.as_input()), key.expires_at)?;
+    let updated = app::keys::update(&state, &actor, key.key_id, settings).await?;
+    Ok(HttpResponse::Ok().json(KeyJson::of(&updated)))
+}
+
+/// `activate` / `deactivate` (and their old names `enable` / `disable`).
+pub async fn set_active(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (key_id, action) = path.into_inner();
+    let active = match action.as_str() {
+        "activate" | "enable" => true,
+        "deactivate" | "disable" => false,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                "Unknown action.",
+            ));
+        }
+    };
+    let changed = app::keys::set_active(&state, &caller.actor(), key_id, active).await?;
+    Ok(HttpResponse::Ok().json(KeyJson::of(&changed)))
+}
+
+pub async fn delete_key(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    app::keys::delete(&state, &caller.actor(), path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollBody {
+    /// `now`, `1h`, `24h` or `7d` (default `24h`).
+    grace: Option<String>,
+}
+
+/// Rolls a key: the new key (shown once) copies every setting; the old one keeps
+/// working for the grace period, never past its own expiry.
+pub async fn roll_key(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<String>,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // The body is optional, but a body that is there must be right.
+    let body: RollBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RollBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "Invalid JSON body: {}",
+                super::errors::redact_quoted(&e.to_string())
+            ))
+        })?
+    };
+    let grace_text = body.grace.unwrap_or_else(|| "24h".into());
+    let grace = Grace::parse(&grace_text)
+        .ok_or_else(|| ApiError::invalid("grace", "Use now, 1h, 24h or 7d."))?;
+    let rolled = app::roll::roll(&state, &caller.actor(), path.into_inner(), grace).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(serde_json::json!({
+            "key": rolled.plain.reveal(),
+            "data": KeyJson::of(&rolled.new),
+            "old": KeyJson::of(&rolled.old),
+        })))
+}

@@ -1,0 +1,26 @@
+//! The JSON API under `/api/v1`: key verification and key management, authenticated
+//! with `Authorization: Bearer <key>`. Errors are always JSON (`error::ApiError`),
+//! never HTML.
+
+mod caller;
+mod errors;
+mod keys;
+mod verify;
+
+pub use caller::{ApiCaller, record_usage};
+pub use errors::{json_error, not_found, redact_quoted};
+pub use keys::{create_key, delete_key, get_key, list_keys, roll_key, set_active, update_key};
+pub use verify::verify_key;
+
+use actix_web::HttpResponse;
+
+/// The plain handler the benchmark compares verification with.
+pub async fn ping() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
+}
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(include_str!("../../../static/openapi.json"))
+}

@@ -1,0 +1,93 @@
+//! `POST /api/v1/keys/verify`: the hot path. Answers from the in-memory cache.
+
+use std::net::IpAddr;
+
+use actix_web::HttpResponse;
+use actix_web::web::{Data, Json};
+use serde::{Deserialize, Serialize};
+
+use super::caller::ApiCaller;
+use crate::app::policy::SCOPE_VERIFY;
+use crate::domain::clock::iso_time;
+use crate::domain::key::PlainKey;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::verification::{self, Code};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    key: String,
+    #[serde(default)]
+    ip: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+/// Borrows from the cached key: no copies on the hot path.
+#[derive(Serialize)]
+pub struct VerifyResponse<'a> {
+    valid: bool,
+    code: Code,
+    key_id: Option<&'a str>,
+    channel: Option<&'a str>,
+    name: Option<&'a str>,
+    scopes: Option<&'a [String]>,
+    expires_at: Option<String>,
+}
+
+impl VerifyResponse<'_> {
+    fn refused(code: Code) -> Self {
+        VerifyResponse {
+            valid: false,
+            code,
+            key_id: None,
+            channel: None,
+            name: None,
+            scopes: None,
+            expires_at: None,
+        }
+    }
+}
+
+pub async fn verify_key(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    body: Json<VerifyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.actor().require_scope(SCOPE_VERIFY)?;
+    let VerifyRequest { key, ip, scopes } = body.into_inner();
+    let ip = match ip.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
+            let mut e = ApiError::bad_request("`ip` is not an IPv4 or IPv6 address.");
+            e.fields.push(("ip".into(), "Not an IP address.".into()));
+            e
+        })?),
+        None => None,
+    };
+    // A malformed key is refused here, before any lookup.
+    let Ok((plain, _)) = PlainKey::parse(key.trim()) else {
+        state.metrics.verification(Code::Malformed);
+        return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::Malformed)));
+    };
+    let target = state.cache.get(&state.pool, plain.digest()).await?;
+    let Some(target) = target.filter(|t| caller.0.key.reaches(t)) else {
+        state.metrics.verification(Code::NotFound);
+        return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::NotFound)));
+    };
+    let code = verification::check(&target, crate::db::now(), ip, &scopes);
+    state.metrics.verification(code);
+    let status = if code == Code::Valid { 200 } else { 403 };
+    state
+        .usage
+        .record(&target, "POST", "/api/v1/keys/verify", status, ip);
+    Ok(HttpResponse::Ok().json(VerifyResponse {
+        valid: code == Code::Valid,
+        code,
+        key_id: Some(&target.key_id),
+        channel: Some(&target.channel_name),
+        name: Some(&target.name),
+        scopes: Some(&target.scopes),
+        expires_at: target.ends_at().map(iso_time),
+    }))
+}

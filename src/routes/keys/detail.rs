@@ -1,0 +1,83 @@
+//! The key detail view: settings, last use, usage charts, request log, deliveries.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
+use super::common::permissions;
+use crate::app;
+use crate::db::usage::StatusFilter;
+use crate::error::{AppError, render};
+use crate::htmx::HxRequest;
+use crate::session::{self as sess, CurrentUser};
+use crate::state::AppState;
+use crate::views::key_detail::{DeliveryRow, KeyDetailPage, LogRow, RequestLog, charts};
+
+#[derive(serde::Deserialize)]
+pub struct LogParams {
+    status: Option<String>,
+    before: Option<i64>,
+}
+
+const LOG_PAGE: i64 = 50;
+
+pub async fn show_key(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    hx: HxRequest,
+    session: Session,
+    path: web::Path<String>,
+    params: web::Query<LogParams>,
+) -> Result<HttpResponse, AppError> {
+    let status = params.status.as_deref().and_then(StatusFilter::parse);
+    let before = params.before.filter(|b| *b > 0);
+    let now = crate::db::now();
+    let (key, channel, activity) = app::usage::key_activity(
+        &state,
+        &user.actor(),
+        path.into_inner(),
+        status,
+        before,
+        LOG_PAGE,
+    )
+    .await?;
+    let base = format!("/keys/{}", key.key_id);
+    let with_status = |extra: &str| match (status, extra.is_empty()) {
+        (Some(s), true) => format!("{base}?status={}", s.as_str()),
+        (Some(s), false) => format!("{base}?status={}&{extra}", s.as_str()),
+        (None, true) => base.clone(),
+        (None, false) => format!("{base}?{extra}"),
+    };
+    let log = RequestLog {
+        key_id: key.key_id.clone(),
+        older_href: if activity.more {
+            activity
+                .log
+                .last()
+                .map(|r| with_status(&format!("before={}", r.id)))
+        } else {
+            None
+        },
+        newest_href: before.map(|_| with_status("")),
+        rows: activity.log.iter().map(LogRow::new).collect(),
+        status,
+        off_the_record: key.off_the_record,
+    };
+    if hx.targets("request-log") {
+        return render(StatusCode::OK, &log);
+    }
+    let shell = user
+        .shell("/channels")
+        .with_flash(sess::take_flash(&session));
+    let mut page = KeyDetailPage::new(
+        shell,
+        &key,
+        &channel,
+        now,
+        charts(&activity.hourly, now),
+        log,
+        permissions(&user),
+    );
+    page.deliveries = activity.deliveries.iter().map(DeliveryRow::new).collect();
+    render(StatusCode::OK, &page)
+}

@@ -1,0 +1,13 @@
+//! The API Keys pages and every row action. Every handler extracts, calls one `app`
+//! use case, and renders.
+
+mod actions;
+mod common;
+mod detail;
+mod forms;
+mod list;
+
+pub use actions::{act_on_key, confirm_action, roll_form, roll_key};
+pub use detail::show_key;
+pub use forms::{create_key, edit_key, new_key, rename_form, rename_key, update_key};
+pub use list::{all_keys, list_keys, risks};

@@ -1,0 +1,44 @@
+//! `AppState`: what every handler and use case shares. It imports little, so anyone
+//! may import it.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::counts::FilterCounts;
+use crate::db::Pool;
+use crate::db::changes::Change;
+use crate::metrics::Metrics;
+use crate::usage::UsageRecorder;
+use crate::verification::KeyCache;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub settings: Arc<Settings>,
+    pub cache: Arc<KeyCache>,
+    /// Totals of filtered key lists, forgotten whenever keys change.
+    pub counts: Arc<FilterCounts>,
+    pub usage: Arc<UsageRecorder>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// After a write commits (`app::write`), or when another instance's change is seen
+    /// (the change poller): forget what changed, so the very next verification and the
+    /// next list see it.
+    pub fn forget(&self, changes: &[Change]) {
+        forget(&self.cache, &self.counts, changes);
+    }
+}
+
+pub fn forget(cache: &KeyCache, counts: &FilterCounts, changes: &[Change]) {
+    if changes.is_empty() {
+        return;
+    }
+    for change in changes {
+        match change {
+            Change::Key(hash) => cache.invalidate(hash),
+            Change::All => cache.clear(),
+        }
+    }
+    counts.forget_all();
+}
