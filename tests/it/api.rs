@@ -4,9 +4,7 @@ use diesel::prelude::*;
 use latchkey::db::schema::{api_keys, request_log};
 use serde_json::json;
 
-use crate::fixtures::{
-    ALL_SCOPES, channel, key, key_id_of, offering_every_scope, seed, system_channel,
-};
+use crate::fixtures::{ALL_SCOPES, channel, key, key_id_of, seed, system_channel};
 use crate::helpers::{Browser, Options, TestApp, spawn_app, spawn_app_with};
 
 fn fast_flush() -> Options {
@@ -25,7 +23,7 @@ struct World {
 }
 
 async fn world_with(options: Options) -> World {
-    let app = spawn_app_with(offering_every_scope(options)).await;
+    let app = spawn_app_with(options).await;
     let admin = app.admin().await;
     let acme = channel(&app, &admin, "Acme", "50").await;
     let other = channel(&app, &admin, "Other", "50").await;

@@ -10,27 +10,13 @@ use latchkey::db::{self, keys};
 use latchkey::domain::key::PlainKey;
 use latchkey::domain::key_settings::KeyInput;
 
-use crate::helpers::{Browser, Json, Options, TestApp, spawn_app_with};
+use crate::helpers::{Browser, Json, TestApp};
 
 /// Every scope of the deployment (the contract's default list, `keys:admin` included).
 pub(crate) const ALL_SCOPES: &[&str] = &["keys:read", "keys:write", "keys:admin", "verify"];
 
 /// A POSTback receiver that is never reached: nothing listens on the discard port.
 pub(crate) const UNREACHABLE_HOOK: &str = "http://127.0.0.1:9/hook";
-
-/// `options` with the scope list set to [`ALL_SCOPES`] explicitly, so that keys holding
-/// `keys:admin` can be made whatever the build's default list is.
-pub(crate) fn offering_every_scope(mut options: Options) -> Options {
-    options
-        .env
-        .push(("LATCHKEY_SCOPES".into(), ALL_SCOPES.join(",")));
-    options
-}
-
-/// A server whose keys may hold every scope, `keys:admin` included.
-pub(crate) async fn spawn_app_with_every_scope() -> TestApp {
-    spawn_app_with(offering_every_scope(Options { env: vec![] })).await
-}
 
 /// Creates a channel through the dashboard and returns its id.
 pub(crate) async fn channel(app: &TestApp, admin: &Browser, name: &str, limit: &str) -> i64 {

@@ -12,8 +12,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::fixtures::{
-    ALL_SCOPES, channel, error_code, generate, key, key_id_of, lift_system_limit,
-    spawn_app_with_every_scope, system_channel,
+    ALL_SCOPES, channel, error_code, generate, key, key_id_of, lift_system_limit, system_channel,
 };
 use crate::helpers::{Browser, Json, TestApp, spawn_app};
 
@@ -590,7 +589,7 @@ impl Bench {
 
 #[tokio::test]
 async fn every_api_route_answers_every_kind_of_api_key_as_the_policy_says() {
-    let app = spawn_app_with_every_scope().await;
+    let app = spawn_app().await;
     let admin = app.admin().await;
     let own = channel(&app, &admin, "Matrix", "1000").await;
     let other = channel(&app, &admin, "Elsewhere", "1000").await;

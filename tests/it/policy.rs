@@ -8,13 +8,13 @@ use serde_json::json;
 
 use crate::fixtures::{
     ALL_SCOPES, UNREACHABLE_HOOK, assert_refused, channel, days_from_now, exists, key, key_id_of,
-    named, rows_in, spawn_app_with_every_scope, stored,
+    named, rows_in, stored,
 };
 use crate::helpers::{Browser, TestApp, spawn_app};
 
 /// A server offering every scope, its admin, and a channel "Acme" with room for keys.
 async fn acme() -> (TestApp, Browser, i64) {
-    let app = spawn_app_with_every_scope().await;
+    let app = spawn_app().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Acme", "50").await;
     (app, admin, cid)

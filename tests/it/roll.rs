@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::fixtures::{
     ALL_SCOPES, assert_refused, channel, error_code, generate, key, key_id_of, lift_system_limit,
-    revealed, rows_in, spawn_app_with_every_scope, stored, system_channel,
+    revealed, rows_in, stored, system_channel,
 };
 use crate::helpers::spawn_app;
 
@@ -160,7 +160,7 @@ async fn the_grace_never_runs_past_the_old_keys_expiry() {
 
 #[tokio::test]
 async fn rolling_through_the_api() {
-    let app = spawn_app_with_every_scope().await;
+    let app = spawn_app().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "ApiRoll", "").await;
     // Rolling another key through the API needs keys:admin.
@@ -209,7 +209,7 @@ async fn rolling_through_the_api() {
 
 #[tokio::test]
 async fn a_roll_with_a_grace_needs_a_free_slot_and_a_roll_with_no_grace_does_not() {
-    let app = spawn_app_with_every_scope().await;
+    let app = spawn_app().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Full", "2").await;
     lift_system_limit(&app);
@@ -284,7 +284,7 @@ async fn a_roll_with_a_grace_needs_a_free_slot_and_a_roll_with_no_grace_does_not
 
 #[tokio::test]
 async fn twenty_simultaneous_api_rolls_of_one_key_make_exactly_one_successor() {
-    let app = spawn_app_with_every_scope().await;
+    let app = spawn_app().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Race", "100").await;
     let manager = key(&admin, cid, "manager", ALL_SCOPES, &[]).await;

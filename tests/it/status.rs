@@ -2,10 +2,9 @@
 //! the API agree, and verification answers the matching code.
 
 use crate::fixtures::{
-    channel, days_from_now, key, key_id_of, lift_system_limit, revealed,
-    spawn_app_with_every_scope, system_channel,
+    channel, days_from_now, key, key_id_of, lift_system_limit, revealed, system_channel,
 };
-use crate::helpers::Browser;
+use crate::helpers::{Browser, spawn_app};
 
 /// The `data-status` of the `<tr id="key-KEYID"` row in a keys page.
 fn row_status(body: &str, key_id: &str) -> Option<String> {
@@ -43,7 +42,7 @@ async fn roll(admin: &Browser, plain: &str, grace: &str) -> String {
 
 #[tokio::test]
 async fn the_table_the_key_page_and_the_api_show_the_same_status_for_every_kind_of_key() {
-    let app = spawn_app_with_every_scope().await;
+    let app = spawn_app().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "States", "").await;
     lift_system_limit(&app);
