@@ -135,6 +135,7 @@ pub async fn create(
                 parts: &parts,
                 hash: &hash,
                 created_by: &created_by,
+                deactivated_by_person: false,
             },
         )?;
         events.emit(
@@ -148,6 +149,20 @@ pub async fn create(
     })
     .await?;
     Ok((key, plain))
+}
+
+/// Whether a key that is to be `active` (or not) stays marked as deactivated by a
+/// person: a person deactivating marks it, activating clears it, and anything else
+/// (a key deactivating an already inactive key, an edit that leaves it inactive)
+/// keeps the mark, so no API call can wash it out.
+fn person_deactivated(before: &ApiKey, active: bool, by_person: bool) -> bool {
+    if active {
+        false
+    } else if before.enabled {
+        by_person
+    } else {
+        before.deactivated_by_person || by_person
+    }
 }
 
 pub fn limit_reached(channel: &Channel, default_limit: i64) -> Error {
@@ -183,11 +198,7 @@ pub async fn update(
         if !before.enabled && settings.enabled {
             a.require(Action::ActivateKey)?;
         }
-        let by_person = if before.enabled == settings.enabled {
-            before.deactivated_by_person
-        } else {
-            !settings.enabled && a.is_person()
-        };
+        let by_person = person_deactivated(&before, settings.enabled, a.is_person());
         let after = keys::update_settings(c, before.id, &settings, by_person)?;
         events.emit(
             c,
@@ -253,7 +264,8 @@ pub async fn set_active(
                 policy::may_change(&k.key, &before)?;
             }
         }
-        let key = keys::set_active(c, before.id, active, a.is_person())?;
+        let by_person = person_deactivated(&before, active, a.is_person());
+        let key = keys::set_active(c, before.id, active, by_person)?;
         let channel = channel.name.as_str();
         events.emit(
             c,

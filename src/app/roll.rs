@@ -80,6 +80,7 @@ pub async fn roll(
                 parts: &parts,
                 hash: &hash,
                 created_by: &created_by,
+                deactivated_by_person: before.deactivated_by_person,
             },
         )?;
         events.emit(

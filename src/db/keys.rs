@@ -170,6 +170,8 @@ pub struct NewKey<'a> {
     pub parts: &'a KeyParts,
     pub hash: &'a KeyHash,
     pub created_by: &'a str,
+    /// A successor inherits its predecessor's person-made deactivation.
+    pub deactivated_by_person: bool,
 }
 
 /// Inserts the row (the caller has reserved its slot). A name taken in the channel
@@ -197,7 +199,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> DbResult<ApiKey> {
             api_keys::created_by.eq(new.created_by),
             api_keys::updated_at.eq(t),
             api_keys::last_used_order.eq(0),
-            api_keys::deactivated_by_person.eq(false),
+            api_keys::deactivated_by_person.eq(new.deactivated_by_person),
             api_keys::holds_slot.eq(true),
         ))
         .returning(api_keys::all_columns)
@@ -253,17 +255,18 @@ pub fn rename(conn: &mut DbConnection, id: i64, name: &str) -> DbResult<ApiKey> 
         .get_result(conn)?)
 }
 
-/// Activates or deactivates; `by_person` marks a deactivation no API key may undo.
+/// Activates or deactivates; `deactivated_by_person` marks a deactivation no API key
+/// may undo.
 pub fn set_active(
     conn: &mut DbConnection,
     id: i64,
     active: bool,
-    by_person: bool,
+    deactivated_by_person: bool,
 ) -> DbResult<ApiKey> {
     Ok(diesel::update(api_keys::table.find(id))
         .set((
             api_keys::enabled.eq(active),
-            api_keys::deactivated_by_person.eq(!active && by_person),
+            api_keys::deactivated_by_person.eq(deactivated_by_person),
             api_keys::updated_at.eq(now()),
         ))
         .returning(api_keys::all_columns)

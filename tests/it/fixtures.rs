@@ -90,6 +90,7 @@ pub(crate) fn seed(app: &TestApp, channel_id: i64, names: impl IntoIterator<Item
                 parts: &parts,
                 hash: &plain.hash(),
                 created_by: "seed",
+                deactivated_by_person: false,
             },
         )
         .unwrap();

@@ -269,6 +269,45 @@ async fn a_key_deactivated_by_a_person_cannot_be_reactivated_by_any_api_key() {
 }
 
 #[tokio::test]
+async fn a_persons_deactivation_survives_a_second_deactivation_and_a_roll_by_a_key() {
+    let (app, admin, cid) = acme().await;
+    let verifier = key(&admin, cid, "verifier", &["verify"], &[]).await;
+    let strongest = key(&admin, cid, "strongest", ALL_SCOPES, &[]).await;
+    let target = key(&admin, cid, "target", &[], &[]).await;
+    let tid = key_id_of(&target);
+    admin
+        .post_form(&format!("/keys/{tid}/deactivate"), &[])
+        .await
+        .assert_status(303);
+    let api = app.api(&strongest);
+    // Deactivating it again through the API must not wash out the person's mark.
+    let res = api
+        .post(&format!("/keys/{tid}/deactivate"), json!({}))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = api.post(&format!("/keys/{tid}/activate"), json!({})).await;
+    assert_refused(
+        &res,
+        403,
+        "PERSON_DEACTIVATED",
+        "activate after a second deactivation",
+    );
+    // Nor may a roll hand out an active copy: the successor keeps the mark.
+    let rolled = api
+        .post(&format!("/keys/{tid}/roll"), json!({ "grace": "now" }))
+        .await;
+    assert_eq!(rolled.status, 201, "{}", rolled.body);
+    let successor = rolled.body["key"].as_str().unwrap().to_owned();
+    let sid = key_id_of(&successor);
+    let res = api.post(&format!("/keys/{sid}/activate"), json!({})).await;
+    assert_refused(&res, 403, "PERSON_DEACTIVATED", "activate the successor");
+    assert_eq!(
+        app.api(&verifier).code(&successor, None, &[]).await,
+        "DISABLED"
+    );
+}
+
+#[tokio::test]
 async fn reactivating_another_key_deactivated_through_the_api_needs_keys_admin() {
     let (app, admin, cid) = acme().await;
     let verifier = key(&admin, cid, "verifier", &["verify"], &[]).await;
