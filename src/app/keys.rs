@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 use super::actor::Actor;
 use super::error::{AppResult, Error};
-use super::events::Event;
+use super::events::{Event, Recorder};
 use super::policy::{self, SCOPE_READ, SCOPE_WRITE};
 use super::run::{read, write};
 
@@ -176,6 +176,31 @@ pub fn limit_reached(channel: &Channel, default_limit: i64) -> Error {
     )
 }
 
+/// What every change of one existing key shares: the person's role and the key's scope,
+/// then, in one transaction, the key locked and within reach, handed to `f` for its own
+/// checks, write and event.
+async fn change_key<F>(
+    state: &AppState,
+    actor: &Actor,
+    key_id: String,
+    action: Action,
+    f: F,
+) -> AppResult<ApiKey>
+where
+    F: FnOnce(&mut DbConnection, &mut Recorder, &Actor, ApiKey, &str) -> AppResult<ApiKey>
+        + Send
+        + 'static,
+{
+    actor.require(action)?;
+    actor.require_scope(SCOPE_WRITE)?;
+    let a = actor.clone();
+    write(state, actor, move |c, events| {
+        let (before, channel) = load_key(c, &a, &key_id, true)?;
+        f(c, events, &a, before, &channel.name)
+    })
+    .await
+}
+
 /// Replaces every setting of a key (not the key itself).
 pub async fn update(
     state: &AppState,
@@ -183,33 +208,33 @@ pub async fn update(
     key_id: String,
     settings: KeySettings,
 ) -> AppResult<ApiKey> {
-    actor.require(Action::EditKey)?;
-    actor.require_scope(SCOPE_WRITE)?;
-    let a = actor.clone();
-    write(state, actor, move |c, events| {
-        let (before, channel) = load_key(c, &a, &key_id, true)?;
-        if let Actor::Key(k) = &a {
-            policy::may_update(&k.key, &before, &settings)?;
-        }
-        if before.enabled && !settings.enabled {
-            // A deactivation in the edit form counts like the Deactivate button.
-            a.require(Action::RevokeKey)?;
-        }
-        if !before.enabled && settings.enabled {
-            a.require(Action::ActivateKey)?;
-        }
-        let by_person = person_deactivated(&before, settings.enabled, a.is_person());
-        let after = keys::update_settings(c, before.id, &settings, by_person)?;
-        events.emit(
-            c,
-            Event::KeyUpdated {
+    change_key(
+        state,
+        actor,
+        key_id,
+        Action::EditKey,
+        move |c, events, a, before, channel| {
+            if let Actor::Key(k) = a {
+                policy::may_update(&k.key, &before, &settings)?;
+            }
+            if before.enabled && !settings.enabled {
+                // A deactivation in the edit form counts like the Deactivate button.
+                a.require(Action::RevokeKey)?;
+            }
+            if !before.enabled && settings.enabled {
+                a.require(Action::ActivateKey)?;
+            }
+            let by_person = person_deactivated(&before, settings.enabled, a.is_person());
+            let after = keys::update_settings(c, before.id, &settings, by_person)?;
+            let event = Event::KeyUpdated {
                 before: &before,
                 after: &after,
-                channel: &channel.name,
-            },
-        )?;
-        Ok(after)
-    })
+                channel,
+            };
+            events.emit(c, event)?;
+            Ok(after)
+        },
+    )
     .await
 }
 
@@ -219,25 +244,25 @@ pub async fn rename(
     key_id: String,
     name: String,
 ) -> AppResult<ApiKey> {
-    actor.require(Action::EditKey)?;
-    actor.require_scope(SCOPE_WRITE)?;
-    let a = actor.clone();
-    write(state, actor, move |c, events| {
-        let (before, channel) = load_key(c, &a, &key_id, true)?;
-        if let Actor::Key(k) = &a {
-            policy::may_change(&k.key, &before)?;
-        }
-        let after = keys::rename(c, before.id, &name)?;
-        events.emit(
-            c,
-            Event::KeyRenamed {
+    change_key(
+        state,
+        actor,
+        key_id,
+        Action::EditKey,
+        move |c, events, a, before, channel| {
+            if let Actor::Key(k) = a {
+                policy::may_change(&k.key, &before)?;
+            }
+            let after = keys::rename(c, before.id, &name)?;
+            let event = Event::KeyRenamed {
                 before: &before,
                 after: &after,
-                channel: &channel.name,
-            },
-        )?;
-        Ok(after)
-    })
+                channel,
+            };
+            events.emit(c, event)?;
+            Ok(after)
+        },
+    )
     .await
 }
 
@@ -248,57 +273,55 @@ pub async fn set_active(
     key_id: String,
     active: bool,
 ) -> AppResult<ApiKey> {
-    actor.require(if active {
+    let action = if active {
         Action::ActivateKey
     } else {
         Action::RevokeKey
-    })?;
-    actor.require_scope(SCOPE_WRITE)?;
-    let a = actor.clone();
-    write(state, actor, move |c, events| {
-        let (before, channel) = load_key(c, &a, &key_id, true)?;
-        if let Actor::Key(k) = &a {
-            if active {
-                policy::may_activate(&k.key, &before)?;
-            } else {
-                policy::may_change(&k.key, &before)?;
+    };
+    change_key(
+        state,
+        actor,
+        key_id,
+        action,
+        move |c, events, a, before, channel| {
+            if let Actor::Key(k) = a {
+                if active {
+                    policy::may_activate(&k.key, &before)?;
+                } else {
+                    policy::may_change(&k.key, &before)?;
+                }
             }
-        }
-        let by_person = person_deactivated(&before, active, a.is_person());
-        let key = keys::set_active(c, before.id, active, by_person)?;
-        let channel = channel.name.as_str();
-        events.emit(
-            c,
-            if active {
-                Event::KeyActivated { key: &key, channel }
-            } else {
-                Event::KeyDeactivated { key: &key, channel }
-            },
-        )?;
-        Ok(key)
-    })
+            let by_person = person_deactivated(&before, active, a.is_person());
+            let key = keys::set_active(c, before.id, active, by_person)?;
+            events.emit(
+                c,
+                if active {
+                    Event::KeyActivated { key: &key, channel }
+                } else {
+                    Event::KeyDeactivated { key: &key, channel }
+                },
+            )?;
+            Ok(key)
+        },
+    )
     .await
 }
 
 pub async fn delete(state: &AppState, actor: &Actor, key_id: String) -> AppResult<ApiKey> {
-    actor.require(Action::RevokeKey)?;
-    actor.require_scope(SCOPE_WRITE)?;
-    let a = actor.clone();
-    write(state, actor, move |c, events| {
-        let (before, channel) = load_key(c, &a, &key_id, true)?;
-        if let Actor::Key(k) = &a {
-            policy::may_change(&k.key, &before)?;
-        }
-        let key = keys::delete(c, before.id)?;
-        events.emit(
-            c,
-            Event::KeyDeleted {
-                key: &key,
-                channel: &channel.name,
-            },
-        )?;
-        Ok(key)
-    })
+    change_key(
+        state,
+        actor,
+        key_id,
+        Action::RevokeKey,
+        |c, events, a, before, channel| {
+            if let Actor::Key(k) = a {
+                policy::may_change(&k.key, &before)?;
+            }
+            let key = keys::delete(c, before.id)?;
+            events.emit(c, Event::KeyDeleted { key: &key, channel })?;
+            Ok(key)
+        },
+    )
     .await
 }
 

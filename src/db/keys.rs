@@ -174,10 +174,40 @@ pub struct NewKey<'a> {
     pub deactivated_by_person: bool,
 }
 
+/// The columns a key's settings fill, for both insert and update.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = api_keys, treat_none_as_null = true)]
+struct SettingsColumns<'a> {
+    name: &'a str,
+    name_lower: String,
+    description: Option<&'a str>,
+    scopes: String,
+    allowed_cidrs: String,
+    postback_url: Option<&'a str>,
+    off_the_record: bool,
+    enabled: bool,
+    expires_at: Option<PrimitiveDateTime>,
+}
+
+impl<'a> SettingsColumns<'a> {
+    fn of(s: &'a KeySettings) -> Self {
+        SettingsColumns {
+            name: &s.name,
+            name_lower: s.name.to_lowercase(),
+            description: s.description.as_deref(),
+            scopes: s.scopes_text(),
+            allowed_cidrs: s.cidrs_text(),
+            postback_url: s.postback_url.as_deref(),
+            off_the_record: s.off_the_record,
+            enabled: s.enabled,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
 /// Inserts the row (the caller has reserved its slot). A name taken in the channel
 /// surfaces as a unique violation.
 pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> DbResult<ApiKey> {
-    let s = new.settings;
     let t = now();
     Ok(diesel::insert_into(api_keys::table)
         .values((
@@ -186,15 +216,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> DbResult<ApiKey> {
             api_keys::key_hash.eq(new.hash.as_str()),
             api_keys::last_four.eq(&new.parts.last_four),
             api_keys::prefix.eq(&new.parts.prefix),
-            api_keys::name.eq(&s.name),
-            api_keys::name_lower.eq(s.name.to_lowercase()),
-            api_keys::description.eq(s.description.as_deref()),
-            api_keys::scopes.eq(s.scopes_text()),
-            api_keys::allowed_cidrs.eq(s.cidrs_text()),
-            api_keys::postback_url.eq(s.postback_url.as_deref()),
-            api_keys::off_the_record.eq(s.off_the_record),
-            api_keys::enabled.eq(s.enabled),
-            api_keys::expires_at.eq(s.expires_at),
+            SettingsColumns::of(new.settings),
             api_keys::created_at.eq(t),
             api_keys::created_by.eq(new.created_by),
             api_keys::updated_at.eq(t),
@@ -228,16 +250,8 @@ pub fn update_settings(
 ) -> DbResult<ApiKey> {
     Ok(diesel::update(api_keys::table.find(id))
         .set((
-            api_keys::name.eq(&s.name),
-            api_keys::name_lower.eq(s.name.to_lowercase()),
-            api_keys::description.eq(s.description.as_deref()),
-            api_keys::scopes.eq(s.scopes_text()),
-            api_keys::allowed_cidrs.eq(s.cidrs_text()),
-            api_keys::postback_url.eq(s.postback_url.as_deref()),
-            api_keys::off_the_record.eq(s.off_the_record),
-            api_keys::enabled.eq(s.enabled),
+            SettingsColumns::of(s),
             api_keys::deactivated_by_person.eq(deactivated_by_person),
-            api_keys::expires_at.eq(s.expires_at),
             api_keys::updated_at.eq(now()),
         ))
         .returning(api_keys::all_columns)
