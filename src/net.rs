@@ -3,44 +3,92 @@
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web::Data;
+use actix_web::{HttpMessage, HttpRequest};
 use ipnetwork::IpNetwork;
 
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// The client's address as resolved once per request by [`check_forwarded`].
+#[derive(Debug, Clone, Copy)]
+struct ClientIp(IpAddr);
+
+/// An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) is the IPv4 address it carries:
+/// every network check sees the one form.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// The client's address: resolved by the middleware, or (outside it) from the peer and
+/// X-Forwarded-For; `None` when a trusted proxy sent a value that cannot be read.
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
+    if let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>() {
+        return Some(*ip);
+    }
     let peer = req.peer_addr()?.ip();
-    let forwarded = req
-        .headers()
+    resolve(peer, &forwarded_for(req.headers()), trusted).ok()
+}
+
+fn forwarded_for(headers: &actix_web::http::header::HeaderMap) -> String {
+    headers
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .collect::<Vec<_>>()
-        .join(",");
-    Some(resolve(peer, &forwarded, trusted))
+        .join(",")
 }
 
 /// Walks X-Forwarded-For from the right: skips hops that are trusted proxies and
-/// returns the first address that is not. Garbage stops the walk at the last trusted hop.
-pub fn resolve(peer: IpAddr, forwarded: &str, trusted: &[IpNetwork]) -> IpAddr {
+/// returns the first address that is not. Only a trusted peer's header is read; a hop
+/// it sent that is not a bare IP address (`203.0.113.9:4444`, `[2001:db8::1]`,
+/// `unknown`) is an error: falling back to the proxy's own address would let a forged
+/// header pass a key's network limit.
+pub fn resolve(peer: IpAddr, forwarded: &str, trusted: &[IpNetwork]) -> Result<IpAddr, String> {
+    let peer = canonical(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(*ip));
     if !is_trusted(&peer) {
-        return peer;
+        return Ok(peer);
     }
     let mut current = peer;
-    for hop in forwarded
-        .rsplit(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-    {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) => {
-                current = ip;
-                if !is_trusted(&ip) {
-                    break;
-                }
-            }
-            Err(_) => break,
+    for hop in forwarded.rsplit(',').map(str::trim) {
+        if hop.is_empty() && forwarded.trim().is_empty() {
+            break;
+        }
+        let ip = hop.parse::<IpAddr>().map(canonical).map_err(|_| {
+            "The X-Forwarded-For header holds a value that is not an IP address.".to_owned()
+        })?;
+        current = ip;
+        if !is_trusted(&ip) {
+            break;
         }
     }
-    current
+    Ok(current)
+}
+
+/// Middleware: resolves the client's address once, and refuses a request whose
+/// forwarded address (from a trusted proxy) cannot be read.
+pub async fn check_forwarded(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let trusted = req
+        .app_data::<Data<AppState>>()
+        .map(|s| s.settings.trusted_proxies.clone())
+        .unwrap_or_default();
+    if let Some(peer) = req.peer_addr().map(|a| a.ip()) {
+        match resolve(peer, &forwarded_for(req.headers()), &trusted) {
+            Ok(ip) => {
+                req.extensions_mut().insert(ClientIp(ip));
+            }
+            Err(message) => {
+                return Ok(req.error_response(AppError::BadRequest(message)));
+            }
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 #[cfg(test)]
@@ -52,11 +100,41 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_forwarded_values_from_a_trusted_proxy_are_refused() {
+        let trusted: Vec<IpNetwork> = vec!["127.0.0.0/8".parse().unwrap()];
+        for bad in [
+            "203.0.113.9:4444",
+            "[2001:db8::1]",
+            "unknown",
+            "203.0.113.9, garbage",
+            "garbage, 203.0.113.9",
+            "203.0.113.9,,",
+        ] {
+            assert!(resolve(ip("127.0.0.1"), bad, &trusted).is_err(), "{bad}");
+        }
+        // From an untrusted peer the header is not read at all.
+        assert_eq!(
+            resolve(ip("203.0.113.1"), "unknown", &trusted),
+            Ok(ip("203.0.113.1"))
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_address() {
+        let trusted: Vec<IpNetwork> = vec!["127.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            resolve(ip("::ffff:127.0.0.1"), "::ffff:203.0.113.9", &trusted),
+            Ok(ip("203.0.113.9"))
+        );
+        assert_eq!(canonical(ip("::ffff:10.0.0.1")), ip("10.0.0.1"));
+    }
+
+    #[test]
     fn forwarded_for_is_ignored_from_untrusted_peers() {
         let trusted: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap()];
         assert_eq!(
             resolve(ip("203.0.113.9"), "1.2.3.4", &trusted),
-            ip("203.0.113.9")
+            Ok(ip("203.0.113.9"))
         );
     }
 
@@ -66,17 +144,16 @@ mod tests {
             vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         assert_eq!(
             resolve(ip("10.1.1.1"), "198.51.100.7", &trusted),
-            ip("198.51.100.7")
+            Ok(ip("198.51.100.7"))
         );
         assert_eq!(
             resolve(ip("10.1.1.1"), "6.6.6.6, 198.51.100.7, 10.2.2.2", &trusted),
-            ip("198.51.100.7")
+            Ok(ip("198.51.100.7"))
         );
         assert_eq!(
             resolve(ip("::1"), "2001:db8::5", &trusted),
-            ip("2001:db8::5")
+            Ok(ip("2001:db8::5"))
         );
-        assert_eq!(resolve(ip("10.1.1.1"), "garbage", &trusted), ip("10.1.1.1"));
-        assert_eq!(resolve(ip("10.1.1.1"), "", &trusted), ip("10.1.1.1"));
+        assert_eq!(resolve(ip("10.1.1.1"), "", &trusted), Ok(ip("10.1.1.1")));
     }
 }

@@ -68,7 +68,9 @@ impl CachedKey {
         self.lifecycle.ends_at()
     }
 
+    /// An IPv4-mapped IPv6 address is checked as the IPv4 address it carries.
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.cidrs.is_empty() || self.cidrs.iter().any(|n| n.contains(ip))
     }
 
@@ -300,6 +302,27 @@ mod tests {
         assert_eq!(
             check(&key(), NOW, Some(ip), &["verify".into()]),
             Code::Valid
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_match_ipv4_networks() {
+        let limited = CachedKey {
+            cidrs: vec!["127.0.0.0/8".parse().unwrap()],
+            ..key()
+        };
+        assert_eq!(
+            check(
+                &limited,
+                NOW,
+                Some("::ffff:127.0.0.1".parse().unwrap()),
+                &[]
+            ),
+            Code::Valid
+        );
+        assert_eq!(
+            check(&limited, NOW, Some("::ffff:10.0.0.1".parse().unwrap()), &[]),
+            Code::IpNotAllowed
         );
     }
 

@@ -1,3 +1,4 @@
+pub mod audit_query;
 pub mod clock;
 pub mod grace;
 pub mod key;

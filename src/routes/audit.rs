@@ -2,11 +2,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use time::macros::format_description;
 
 use crate::app::{self, events::ACTIONS};
 use crate::db::audit::AuditFilter;
+use crate::domain::audit_query::{AuditParams, AuditQuery};
 use crate::domain::role::Action;
 use crate::error::{AppError, render};
 use crate::session::CurrentUser;
@@ -15,31 +14,6 @@ use crate::views::audit::{AuditFilterValues, AuditPage, AuditRow};
 
 const PAGE: i64 = 50;
 
-#[derive(Deserialize, Default)]
-pub struct AuditParams {
-    actor: Option<String>,
-    action: Option<String>,
-    channel: Option<String>,
-    key: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    before: Option<i64>,
-}
-
-fn date(s: &Option<String>) -> Option<time::PrimitiveDateTime> {
-    let s = s.as_deref()?.trim();
-    time::Date::parse(s, &format_description!("[year]-[month]-[day]"))
-        .ok()
-        .map(|d| d.midnight())
-}
-
-fn text(s: &Option<String>) -> Option<String> {
-    s.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.chars().take(100).collect())
-}
-
 pub async fn list_audit(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -47,16 +21,17 @@ pub async fn list_audit(
 ) -> Result<HttpResponse, AppError> {
     user.require(Action::ViewAudit)?;
     let keys_only = !user.may(Action::ManageUsers);
+    let q = AuditQuery::parse(&params, ACTIONS).map_err(AppError::BadRequest)?;
+    let before = q.before;
     let filter = AuditFilter {
-        actor: text(&params.actor),
-        action: text(&params.action).filter(|a| ACTIONS.contains(&a.as_str())),
-        channel_id: params.channel.as_deref().and_then(|c| c.parse().ok()),
-        key_id: text(&params.key),
-        from: date(&params.from),
-        to: date(&params.to).map(|d| d + time::Duration::days(1)),
+        actor: q.actor,
+        action: q.action,
+        channel_id: q.channel_id,
+        key_id: q.key_id,
+        from: q.from,
+        to: q.to,
         keys_only,
     };
-    let before = params.before.filter(|b| *b > 0);
     let (mut events, chans) =
         app::audit::list(&state, &user.actor(), filter, before, PAGE + 1).await?;
     let more = events.len() as i64 > PAGE;

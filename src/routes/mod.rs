@@ -58,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
                     .limit(64 * 1024)
                     .error_handler(|e, _| api::json_error(e).into()),
             )
+            .wrap(from_fn(crate::net::check_forwarded))
             .wrap(from_fn(api::record_usage))
             .wrap(from_fn(render_errors))
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
@@ -67,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
     )
     .service(
         web::scope("")
+            .wrap(from_fn(crate::net::check_forwarded))
             .wrap(from_fn(crate::session::verify_csrf))
             .wrap(from_fn(render_errors))
             .wrap(sessions)

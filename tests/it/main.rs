@@ -6,6 +6,7 @@
 
 mod fixtures;
 mod helpers;
+mod hostile;
 
 mod admin;
 mod api;

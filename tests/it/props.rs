@@ -2,6 +2,7 @@
 //! and hostile HTTP requests that must each get a clear 4xx while the server keeps
 //! serving.
 
+use latchkey::domain::audit_query::{AuditParams, AuditQuery};
 use latchkey::domain::key::PlainKey;
 use latchkey::domain::key_settings::{KeyInput, parse_cidr, parse_name, parse_postback_url};
 use latchkey::domain::list::{Filter, ListParams, ListQuery, PAGE_SIZES};
@@ -11,8 +12,45 @@ use proptest::prelude::*;
 use crate::fixtures::{channel, generate};
 use crate::helpers::spawn_app;
 
+/// Dates people and scripts type, with the edges of what `time` can hold.
+fn date_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        (-9999i32..=9999, 0u8..=13, 0u8..=32).prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
+        Just("9999-12-31".to_owned()),
+        Just("-9999-01-01".to_owned()),
+        Just("0000-01-01".to_owned()),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_audit_filter_never_panics_and_refuses_with_a_message(
+        from in date_text(),
+        to in date_text(),
+        channel in any::<String>(),
+        actor in any::<String>(),
+        before in any::<Option<i64>>(),
+    ) {
+        let params = AuditParams {
+            actor: Some(actor),
+            action: Some("key.create".into()),
+            channel: Some(channel),
+            key: None,
+            from: Some(from),
+            to: Some(to),
+            before,
+        };
+        match AuditQuery::parse(&params, &["key.create"]) {
+            Ok(q) => {
+                prop_assert!(q.before.is_none_or(|b| b > 0));
+                prop_assert!(q.actor.is_none_or(|a| a.chars().count() <= 100));
+            }
+            Err(message) => prop_assert!(!message.is_empty()),
+        }
+    }
 
     #[test]
     fn the_key_parser_never_panics_and_only_accepts_checksummed_keys(s in any::<String>()) {

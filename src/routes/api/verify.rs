@@ -58,11 +58,15 @@ pub async fn verify_key(
     caller.actor().require_scope(SCOPE_VERIFY)?;
     let VerifyRequest { key, ip, scopes } = body.into_inner();
     let ip = match ip.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
-            let mut e = ApiError::bad_request("`ip` is not an IPv4 or IPv6 address.");
-            e.fields.push(("ip".into(), "Not an IP address.".into()));
-            e
-        })?),
+        Some(s) => Some(
+            s.parse::<IpAddr>()
+                .map(|ip| ip.to_canonical())
+                .map_err(|_| {
+                    let mut e = ApiError::bad_request("`ip` is not an IPv4 or IPv6 address.");
+                    e.fields.push(("ip".into(), "Not an IP address.".into()));
+                    e
+                })?,
+        ),
         None => None,
     };
     // A malformed key is refused here, before any lookup.
