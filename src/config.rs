@@ -68,9 +68,13 @@ pub struct Settings {
     /// Without it a random one is made at start and a restart logs everyone out.
     #[arg(long, env = "LATCHKEY_SESSION_SECRET", global = true)]
     pub session_secret: Option<Secret>,
-    /// Mark cookies `Secure` (set this when served over HTTPS).
-    #[arg(long, env = "LATCHKEY_SECURE_COOKIES", default_value_t = false, action = clap::ArgAction::Set, global = true)]
-    pub secure_cookies: bool,
+    /// Mark cookies `Secure` and send HSTS (the site is served over HTTPS). Defaults to
+    /// on whenever the bind address is not loopback.
+    #[arg(long, env = "LATCHKEY_SECURE_COOKIES", action = clap::ArgAction::Set, global = true)]
+    pub secure_cookies: Option<bool>,
+    /// Bearer token `/metrics` asks for. Without it `/metrics` answers only loopback.
+    #[arg(long, env = "LATCHKEY_METRICS_TOKEN", global = true)]
+    pub metrics_token: Option<Secret>,
     /// Prefix of new keys: 2 to 8 lowercase letters.
     #[arg(long, env = "LATCHKEY_KEY_PREFIX", default_value = "lk", value_parser = parse_prefix, global = true)]
     pub key_prefix: String,
@@ -102,11 +106,12 @@ pub struct Settings {
         global = true
     )]
     pub db_pool_size: u32,
-    /// How long a dashboard login lasts, in hours.
+    /// How long a dashboard login lasts, in hours (1 to 8760).
     #[arg(
         long,
         env = "LATCHKEY_SESSION_HOURS",
         default_value_t = 12,
+        value_parser = clap::value_parser!(i64).range(1..=8760),
         global = true
     )]
     pub session_hours: i64,
@@ -155,6 +160,60 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether the bind address is on this machine only.
+    pub fn binds_loopback(&self) -> bool {
+        let host = self
+            .bind
+            .rsplit_once(':')
+            .map_or(self.bind.as_str(), |(h, _)| h)
+            .trim_matches(['[', ']']);
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Cookies are `Secure` (and HSTS is sent) unless switched off, or by default when
+    /// the server listens beyond loopback (a proxy terminates HTTPS in front of it).
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies.unwrap_or(!self.binds_loopback())
+    }
+
+    /// Every check a setting needs beyond its type, at start: a bad value stops the
+    /// server with a message (exit code 2) instead of failing later, at a login.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(p) = &self.admin_password {
+            crate::domain::password::validate(p.expose())
+                .map_err(|e| format!("LATCHKEY_ADMIN_PASSWORD: {e}"))?;
+        }
+        if let Some(s) = &self.session_secret {
+            if s.expose().len() < 32 {
+                return Err("LATCHKEY_SESSION_SECRET must be at least 32 characters".into());
+            }
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err("LATCHKEY_METRICS_TOKEN must be at least 16 characters".into());
+        }
+        if self.db_pool_size == 0 || self.db_pool_size > 1000 {
+            return Err("LATCHKEY_DB_POOL_SIZE must be between 1 and 1000".into());
+        }
+        if self.key_cache_size > 100_000_000 {
+            return Err("LATCHKEY_KEY_CACHE_SIZE must be at most 100000000".into());
+        }
+        if self
+            .scopes
+            .iter()
+            .any(|s| s.trim().is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err("LATCHKEY_SCOPES: each scope is one word, separated by commas".into());
+        }
+        Ok(())
+    }
+
     /// Settings for a test or an embedding program: defaults, a given database.
     pub fn for_database(database_url: &str) -> Self {
         let cli = Cli::parse_from(["latchkey", "--database-url", database_url]);
@@ -209,6 +268,43 @@ mod tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn settings_are_checked_at_start() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["latchkey"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|c| c.settings)
+        };
+        assert!(parse(&["--session-hours", "0"]).is_err());
+        assert!(parse(&["--session-hours", "9999999999999"]).is_err());
+        let short = parse(&["--admin-password", "short"]).unwrap();
+        assert!(
+            short
+                .validate()
+                .unwrap_err()
+                .contains("LATCHKEY_ADMIN_PASSWORD")
+        );
+        assert!(parse(&[]).unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn cookies_are_secure_by_default_beyond_loopback() {
+        let at = |bind: &str| Settings {
+            bind: bind.into(),
+            ..Settings::for_database("x.db")
+        };
+        assert!(!at("127.0.0.1:8080").cookies_secure());
+        assert!(!at("[::1]:8080").cookies_secure());
+        assert!(!at("localhost:8080").cookies_secure());
+        assert!(at("0.0.0.0:8080").cookies_secure());
+        assert!(at("192.0.2.10:443").cookies_secure());
+        let off = Settings {
+            secure_cookies: Some(false),
+            ..at("0.0.0.0:8080")
+        };
+        assert!(!off.cookies_secure());
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum AppError {
     Unauthenticated,
     #[error("{0}")]
     Conflict(String),
+    #[error("the request body is too large")]
+    TooLarge,
     #[error("the service is temporarily unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -55,6 +57,7 @@ impl AppError {
             }
             AppError::BadRequest(m) | AppError::Forbidden(m) | AppError::Conflict(m) => m.clone(),
             AppError::Unauthenticated => "Your session has ended. Please log in again.".into(),
+            AppError::TooLarge => "The form is larger than 64 KiB: shorten what you typed.".into(),
             AppError::Unavailable(_) => {
                 "The service is busy or the database is unreachable. Please try again in a moment."
                     .into()
@@ -72,6 +75,7 @@ impl AppError {
             AppError::Forbidden(_) => "Not allowed",
             AppError::Unauthenticated => "Login required",
             AppError::Conflict(_) => "Conflict",
+            AppError::TooLarge => "Too large",
             AppError::Unavailable(_) => "Unavailable",
             AppError::Internal(_) => "Error",
         }
@@ -84,6 +88,7 @@ impl AppError {
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Unauthenticated => "UNAUTHENTICATED",
             AppError::Conflict(_) => "CONFLICT",
+            AppError::TooLarge => "PAYLOAD_TOO_LARGE",
             AppError::Unavailable(_) => "UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }
@@ -98,6 +103,7 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -305,10 +311,15 @@ pub async fn render_errors(
                 )
             } else {
                 tracing::debug!(status = status.as_u16(), error = %err, "request refused");
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "PAYLOAD_TOO_LARGE"
+                } else {
+                    "BAD_REQUEST"
+                };
                 (
                     client_message(status, &err.to_string()),
                     "Bad request",
-                    "BAD_REQUEST",
+                    code,
                 )
             }
         }
@@ -351,7 +362,7 @@ fn client_message(status: StatusCode, detail: &str) -> String {
             "That page or item does not exist (it may have been deleted).".into()
         }
         StatusCode::METHOD_NOT_ALLOWED => "That action is not available here.".into(),
-        StatusCode::PAYLOAD_TOO_LARGE => "The request is too large.".into(),
+        StatusCode::PAYLOAD_TOO_LARGE => "The request is larger than 64 KiB.".into(),
         _ => {
             let mut d: String = detail.chars().take(200).collect();
             if d.is_empty() {

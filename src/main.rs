@@ -30,6 +30,11 @@ fn main() -> std::process::ExitCode {
 }
 
 fn serve(settings: latchkey::config::Settings) -> std::process::ExitCode {
+    // A bad setting is a usage error (like clap's): a message and exit code 2.
+    if let Err(e) = settings.validate() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings)
             .await

@@ -107,11 +107,15 @@ mod tests {
             "[2001:db8::1]",
             "unknown",
             "203.0.113.9, garbage",
-            "garbage, 203.0.113.9",
             "203.0.113.9,,",
         ] {
             assert!(resolve(ip("127.0.0.1"), bad, &trusted).is_err(), "{bad}");
         }
+        // Left of the first untrusted hop is what the client wrote: never read.
+        assert_eq!(
+            resolve(ip("127.0.0.1"), "garbage, 203.0.113.9", &trusted),
+            Ok(ip("203.0.113.9"))
+        );
         // From an untrusted peer the header is not read at all.
         assert_eq!(
             resolve(ip("203.0.113.1"), "unknown", &trusted),

@@ -22,7 +22,7 @@ use crate::app::{Actor, Person};
 use crate::db::users::User;
 use crate::db::{self, sessions};
 use crate::domain::role::{Action, Role};
-use crate::domain::secret::{hash_hex, random_token};
+use crate::domain::secret::{constant_time_eq, hash_hex, random_token};
 use crate::error::AppError;
 use crate::net::client_ip;
 use crate::state::AppState;
@@ -34,12 +34,22 @@ pub const FLASH: &str = "flash";
 pub const CSRF_FIELD: &str = "csrf_token";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The logged-in dashboard user of this request.
-#[derive(Debug, Clone)]
+/// The logged-in dashboard user of this request. `Debug` leaves out the CSRF token.
+#[derive(Clone)]
 pub struct CurrentUser {
     pub user: User,
     pub csrf: String,
     pub source_ip: Option<String>,
+}
+
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser")
+            .field("user", &self.user)
+            .field("csrf", &"[redacted]")
+            .field("source_ip", &self.source_ip)
+            .finish()
+    }
 }
 
 impl CurrentUser {
@@ -167,14 +177,6 @@ pub async fn end(
     Ok(())
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 const CSRF_FAILED: &str =
     "This form has expired or was sent from another site. Reload the page and try again.";
 
@@ -207,7 +209,18 @@ pub async fn verify_csrf(
     if is_form {
         // Read the small form body, check it is text, take the token, and put the body
         // back for the handler's own extractor.
-        let body = req.extract::<Bytes>().await?;
+        let body = match req.extract::<Bytes>().await {
+            Ok(body) => body,
+            Err(e) => {
+                let too_large = e.as_response_error().status_code()
+                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE;
+                return Ok(req.error_response(if too_large {
+                    AppError::TooLarge
+                } else {
+                    AppError::BadRequest("The form could not be read.".into())
+                }));
+            }
+        };
         if !form_is_utf8(&body) {
             return Ok(req.error_response(AppError::BadRequest(
                 "The form contains text that is not valid UTF-8.".into(),
@@ -287,6 +300,27 @@ fn form_is_utf8(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::form_is_utf8;
+
+    #[test]
+    fn debug_never_prints_the_csrf_token() {
+        let t = time::macros::datetime!(2026-11-29 12:00);
+        let user = super::CurrentUser {
+            user: crate::db::users::User {
+                id: 1,
+                username: "alice".into(),
+                password_hash: "hash".into(),
+                role: "admin".into(),
+                disabled: false,
+                created_at: t,
+                updated_at: t,
+                last_login_at: None,
+            },
+            csrf: "csrf-token-value".into(),
+            source_ip: None,
+        };
+        let printed = format!("{user:?}");
+        assert!(!printed.contains("csrf-token-value"), "{printed}");
+    }
 
     #[test]
     fn forms_must_decode_to_utf8() {

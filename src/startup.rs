@@ -38,6 +38,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        settings.validate().map_err(StartupError::Config)?;
+        if !settings.binds_loopback() && settings.secure_cookies == Some(false) {
+            tracing::warn!(
+                bind = %settings.bind,
+                "LATCHKEY_SECURE_COOKIES is off on a non-loopback address: session cookies may travel over plain HTTP"
+            );
+        }
         let pool = open_database(&settings).await?;
         let session_key = session_key(&settings)?;
         let listener = TcpListener::bind(&settings.bind)
@@ -48,7 +55,7 @@ impl Application {
         let workers = settings.workers;
         let cookies = CookieSettings {
             key: session_key,
-            secure: settings.secure_cookies,
+            secure: settings.cookies_secure(),
         };
         let usage = Arc::new(UsageRecorder::default());
         usage::spawn_flusher(
@@ -156,9 +163,6 @@ async fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
 /// and work on every instance; random (and logged out at restart) otherwise.
 fn session_key(settings: &Settings) -> Result<Key, StartupError> {
     match &settings.session_secret {
-        Some(secret) if secret.expose().len() < 32 => Err(StartupError::Config(
-            "LATCHKEY_SESSION_SECRET must be at least 32 characters".into(),
-        )),
         Some(secret) => {
             let mut bytes = [0u8; 64];
             blake3::Hasher::new_derive_key("latchkey 2026 session cookie key")

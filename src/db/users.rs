@@ -7,7 +7,8 @@ use super::schema::users;
 use super::{DbConnection, DbResult, now};
 use crate::domain::role::Role;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A user row. `Debug` leaves out the password hash.
+#[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: i64,
@@ -18,6 +19,18 @@ pub struct User {
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
     pub last_login_at: Option<PrimitiveDateTime>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
 }
 
 impl User {
@@ -167,4 +180,27 @@ pub fn set_password(conn: &mut DbConnection, id: i64, password_hash: &str) -> Db
         ))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_never_prints_the_password_hash() {
+        let t = time::macros::datetime!(2026-11-29 12:00);
+        let u = super::User {
+            id: 1,
+            username: "alice".into(),
+            password_hash: "$argon2id$secret-hash".into(),
+            role: "admin".into(),
+            disabled: false,
+            created_at: t,
+            updated_at: t,
+            last_login_at: None,
+        };
+        let printed = format!("{u:?}");
+        assert!(
+            !printed.contains("secret-hash") && printed.contains("alice"),
+            "{printed}"
+        );
+    }
 }

@@ -1,4 +1,5 @@
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
 use crate::db;
@@ -16,9 +17,42 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format. Serve it to your scraper only (see README: Running in
-/// production); it holds counts, never keys.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Who may read `/metrics`: with `LATCHKEY_METRICS_TOKEN` set, a request carrying
+/// `Authorization: Bearer <token>`; without it, only this machine (loopback).
+fn may_read_metrics(state: &AppState, req: &HttpRequest) -> Result<(), HttpResponse> {
+    match &state.settings.metrics_token {
+        Some(token) => {
+            let presented = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if crate::domain::secret::constant_time_eq(presented.trim(), token.expose()) {
+                Ok(())
+            } else {
+                Err(HttpResponse::Unauthorized()
+                    .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+                    .body("Send Authorization: Bearer <LATCHKEY_METRICS_TOKEN>.\n"))
+            }
+        }
+        None if req
+            .peer_addr()
+            .is_some_and(|a| a.ip().to_canonical().is_loopback()) =>
+        {
+            Ok(())
+        }
+        None => Err(HttpResponse::Forbidden()
+            .body("Set LATCHKEY_METRICS_TOKEN to read /metrics from another machine.\n")),
+    }
+}
+
+/// Prometheus text format, for the scraper only (see README: Running in production);
+/// it holds counts, never keys.
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(refused) = may_read_metrics(&state, &req) {
+        return refused;
+    }
     let pool = state.pool.state();
     let backlog = db::run(&state.pool, db::outbox::backlog)
         .await

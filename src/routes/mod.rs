@@ -13,6 +13,7 @@ use actix_session::SessionMiddleware;
 use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
+use actix_web::error::UrlencodedError;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{HttpResponse, web};
 
@@ -22,11 +23,37 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
 
+/// The one limit of every request body, form or JSON, dashboard or API.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
 /// What the dashboard's session cookie is made with.
 #[derive(Clone)]
 pub struct CookieSettings {
     pub key: Key,
     pub secure: bool,
+}
+
+/// Security headers of every dashboard response (a handler's own value wins).
+fn dashboard_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=(), clipboard-write=(self)",
+        ))
+        .add(("Vary", "HX-Request"))
+        // Pages show keys' metadata and audit data: no cache keeps them. (Static
+        // files set their own, cacheable, header.)
+        .add(("Cache-Control", "no-store"));
+    if https {
+        headers.add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        headers
+    }
 }
 
 /// Every scope, its middleware and its error shapes: the API (JSON only, requests
@@ -42,11 +69,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
         .build();
     cfg.app_data(
         web::FormConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|e, _| {
-                AppError::BadRequest(format!("The form could not be read: {e}")).into()
+            .limit(BODY_LIMIT)
+            .error_handler(|e, _| match e {
+                UrlencodedError::Overflow { .. } => AppError::TooLarge.into(),
+                e => AppError::BadRequest(format!("The form could not be read: {e}")).into(),
             }),
     )
+    .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
     .app_data(web::QueryConfig::default().error_handler(|e, _| {
         AppError::BadRequest(format!("The address has an invalid parameter: {e}")).into()
     }))
@@ -55,7 +84,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
         web::scope("/api/v1")
             .app_data(
                 web::JsonConfig::default()
-                    .limit(64 * 1024)
+                    .limit(BODY_LIMIT)
                     .error_handler(|e, _| api::json_error(e).into()),
             )
             .wrap(from_fn(crate::net::check_forwarded))
@@ -72,19 +101,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
             .wrap(from_fn(crate::session::verify_csrf))
             .wrap(from_fn(render_errors))
             .wrap(sessions)
-            .wrap(
-                DefaultHeaders::new()
-                    .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
-                    .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("X-Frame-Options", "DENY"))
-                    .add(("Referrer-Policy", "same-origin"))
-                    .add(("Cross-Origin-Opener-Policy", "same-origin"))
-                    .add((
-                        "Permissions-Policy",
-                        "camera=(), microphone=(), geolocation=(), clipboard-write=(self)",
-                    ))
-                    .add(("Vary", "HX-Request")),
-            )
+            .wrap(dashboard_headers(cookies.secure))
             .wrap(from_fn(crate::telemetry::log_requests))
             .configure(dashboard)
             .default_service(web::to(not_found)),

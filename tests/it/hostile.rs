@@ -104,3 +104,144 @@ async fn an_ipv4_mapped_address_is_checked_as_its_ipv4_address() {
         "IP_NOT_ALLOWED"
     );
 }
+
+#[tokio::test]
+async fn metrics_ask_for_the_token_when_one_is_set() {
+    let open = spawn_app().await;
+    let res = reqwest::get(format!("http://{}/metrics", open.base))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "loopback reads it without a token"
+    );
+    let token = "metrics-token-0123456789";
+    let app = spawn_app_with(Options {
+        env: vec![("LATCHKEY_METRICS_TOKEN".into(), token.into())],
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/metrics", app.base);
+    let status = |auth: Option<&'static str>| {
+        let (client, url) = (&client, &url);
+        async move {
+            let mut req = client.get(url);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(status(None).await, 401);
+    assert_eq!(status(Some("Bearer wrong-token-0123456789")).await, 401);
+    assert_eq!(status(Some("Bearer metrics-token-0123456789")).await, 200);
+}
+
+#[tokio::test]
+async fn dashboard_pages_are_never_cached_and_hsts_follows_secure_cookies() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    for path in ["/channels", "/login", "/audit", "/no-such-page"] {
+        let res = admin.get(path).await;
+        assert_eq!(res.header("cache-control"), Some("no-store"), "{path}");
+        assert_eq!(res.header("strict-transport-security"), None, "{path}");
+    }
+    let css = admin.get("/static/css/app.css").await;
+    assert_eq!(css.header("cache-control"), Some("public, max-age=300"));
+    let secure = spawn_app_with(Options {
+        env: vec![("LATCHKEY_SECURE_COOKIES".into(), "true".into())],
+    })
+    .await;
+    let res = secure.browser().get("/login").await;
+    assert_eq!(
+        res.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
+    assert!(
+        res.header("set-cookie")
+            .is_some_and(|c| c.contains("Secure")),
+        "{:?}",
+        res.header("set-cookie")
+    );
+}
+
+#[tokio::test]
+async fn every_body_has_one_limit_and_one_answer() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Limits", "").await;
+    let writer = key(&admin, cid, "writer", &["keys:write"], &[]).await;
+    let big = "x".repeat(70 * 1024);
+    // The API's roll read its body with a 256 KiB limit; every API body has 64 KiB.
+    let api = app.api(&writer);
+    let res = api
+        .client
+        .post(format!(
+            "{}/keys/{}/roll",
+            api.base,
+            crate::fixtures::key_id_of(&writer)
+        ))
+        .bearer_auth(&writer)
+        .header("content-type", "application/json")
+        .body(format!("{{\"grace\":\"{big}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 413);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+    // A dashboard form over the limit: 413 with a message, not a 400.
+    let res = admin
+        .post_form(
+            &format!("/channels/{cid}/keys"),
+            &[("name", "big"), ("description", &big)],
+        )
+        .await;
+    assert_eq!(res.status.as_u16(), 413, "{}", res.body);
+    assert!(res.body.contains("64 KiB"), "{}", res.body);
+}
+
+#[test]
+fn settings_out_of_range_stop_the_server_with_a_message_and_exit_code_2() {
+    for (name, value, says) in [
+        ("LATCHKEY_SESSION_HOURS", "99999999999", "session-hours"),
+        (
+            "LATCHKEY_ADMIN_PASSWORD",
+            "short",
+            "LATCHKEY_ADMIN_PASSWORD",
+        ),
+        (
+            "LATCHKEY_SESSION_SECRET",
+            "too-short",
+            "LATCHKEY_SESSION_SECRET",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+            .env_clear()
+            .env("DATABASE_URL", dir.path().join("x.db"))
+            .env("LATCHKEY_BIND", "127.0.0.1:0")
+            .env(name, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that starts anyway would serve forever: give it ten seconds.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(says), "{name}: {stderr}");
+    }
+}
