@@ -35,13 +35,10 @@ pub fn spawn_change_poller(state: Data<AppState>, every: Duration, expiry_scan_e
                 last_prune = Instant::now();
                 prune(&state).await;
             }
-            let since = last_seen;
-            match db::run(&state.pool, move |c| db::changes::since(c, since)).await {
-                Ok(changes) => {
-                    if let Some((id, _)) = changes.last() {
-                        last_seen = last_seen.max(*id);
-                    }
-                    let changes: Vec<_> = changes.into_iter().map(|(_, c)| c).collect();
+            let (since, origin) = (last_seen, state.instance.clone());
+            match db::run(&state.pool, move |c| db::changes::since(c, since, &origin)).await {
+                Ok((last, changes)) => {
+                    last_seen = last_seen.max(last);
                     state.forget(&changes);
                 }
                 Err(e) => tracing::warn!(error = %e, "polling key changes failed"),

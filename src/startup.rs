@@ -74,6 +74,7 @@ impl Application {
             },
         );
         let state = web::Data::new(AppState {
+            instance: crate::domain::secret::random_token(16),
             pool: pool.clone(),
             cache: Arc::new(KeyCache::new(settings.key_cache_size)),
             counts: Arc::default(),

@@ -12,6 +12,8 @@ use crate::usage::UsageRecorder;
 use crate::verification::KeyCache;
 
 pub struct AppState {
+    /// This running server, among the instances sharing the database.
+    pub instance: String,
     pub pool: Pool,
     pub settings: Arc<Settings>,
     pub cache: Arc<KeyCache>,

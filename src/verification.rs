@@ -11,10 +11,9 @@
 //!   a stale answer back;
 //! - expiry is checked against the clock on every request, so it needs no invalidation.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 
 use ipnetwork::IpNetwork;
 use serde::Serialize;
@@ -142,85 +141,106 @@ pub fn check(
     Code::Valid
 }
 
-#[derive(Clone)]
-enum Slot {
-    Found(Arc<CachedKey>),
-    Missing,
-}
+type Digest = [u8; 32];
 
+/// Keys by digest, in two bounded areas: keys that exist, and digests known to match no
+/// key. Forged keys (the checksum is public, so anyone can make checksum-valid keys) land
+/// only in the second, small area, so a flood of them never evicts a real key; both
+/// areas use quick_cache's S3-FIFO policy, which resists one-off scans.
 pub struct KeyCache {
-    map: RwLock<HashMap<[u8; 32], Slot>>,
+    found: quick_cache::sync::Cache<Digest, Arc<CachedKey>>,
+    missing: quick_cache::sync::Cache<Digest, ()>,
+    /// Bumped by every invalidation: a lookup that raced with one is not stored.
     generation: AtomicU64,
-    capacity: usize,
+    /// Database lookups made (cache misses), for `/metrics` and tests.
+    lookups: AtomicU64,
 }
 
 impl KeyCache {
+    /// `capacity` keys that exist, and up to a tenth as many (at least 1,000, at most
+    /// 10,000) digests that match none.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(16);
         KeyCache {
-            map: RwLock::new(HashMap::new()),
+            found: quick_cache::sync::Cache::new(capacity),
+            missing: quick_cache::sync::Cache::new((capacity / 10).clamp(1_000, 10_000)),
             generation: AtomicU64::new(0),
-            capacity: capacity.max(16),
+            lookups: AtomicU64::new(0),
         }
     }
 
     /// The key with this digest, from memory or (once) from the database.
-    pub async fn get(&self, pool: &Pool, digest: [u8; 32]) -> DbResult<Option<Arc<CachedKey>>> {
-        if let Some(slot) = self.peek(&digest) {
-            return Ok(match slot {
-                Slot::Found(k) => Some(k),
-                Slot::Missing => None,
-            });
-        }
-        let generation = self.generation.load(Ordering::Acquire);
-        let hash = KeyHash::of(digest);
-        let loaded = db::run(pool, move |c| db::keys::find_with_channel(c, &hash)).await?;
-        let slot = match loaded {
-            Some((k, c)) => Slot::Found(Arc::new(CachedKey::from_rows(k, c))),
-            None => Slot::Missing,
-        };
-        if let Ok(mut map) = self.map.write() {
-            // Only keep the answer if nothing was invalidated while we were reading.
-            if self.generation.load(Ordering::Acquire) == generation {
-                if map.len() >= self.capacity {
-                    map.clear();
-                }
-                map.insert(digest, slot.clone());
-            }
-        }
-        Ok(match slot {
-            Slot::Found(k) => Some(k),
-            Slot::Missing => None,
+    pub async fn get(&self, pool: &Pool, digest: Digest) -> DbResult<Option<Arc<CachedKey>>> {
+        let pool = pool.clone();
+        self.get_with(digest, move || async move {
+            let hash = KeyHash::of(digest);
+            let found = db::run(&pool, move |c| db::keys::find_with_channel(c, &hash)).await?;
+            Ok(found.map(|(k, c)| CachedKey::from_rows(k, c)))
         })
+        .await
     }
 
-    fn peek(&self, digest: &[u8; 32]) -> Option<Slot> {
-        self.map.read().ok().and_then(|m| m.get(digest).cloned())
+    /// [`KeyCache::get`] with the database lookup given (tests count them).
+    pub async fn get_with<F, Fut>(
+        &self,
+        digest: Digest,
+        load: F,
+    ) -> DbResult<Option<Arc<CachedKey>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = DbResult<Option<CachedKey>>>,
+    {
+        if let Some(k) = self.found.get(&digest) {
+            return Ok(Some(k));
+        }
+        if self.missing.get(&digest).is_some() {
+            return Ok(None);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let loaded = load().await?.map(Arc::new);
+        // Only keep the answer if nothing was invalidated while we were reading.
+        if self.generation.load(Ordering::Acquire) == generation {
+            match &loaded {
+                Some(k) => self.found.insert(digest, k.clone()),
+                None => self.missing.insert(digest, ()),
+            }
+        }
+        Ok(loaded)
     }
 
     /// Forgets what is known of this key (given as its stored hex hash).
     pub fn invalidate(&self, key_hash: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(digest) = KeyHash(key_hash.to_owned()).digest() {
-            if let Ok(mut map) = self.map.write() {
-                map.remove(&digest);
-            }
+            self.found.remove(&digest);
+            self.missing.remove(&digest);
         }
     }
 
     /// Forgets every key (a channel was renamed).
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut map) = self.map.write() {
-            map.clear();
-        }
+        self.found.clear();
+        self.missing.clear();
     }
 
+    /// Keys that exist, held in memory.
     pub fn len(&self) -> usize {
-        self.map.read().map(|m| m.len()).unwrap_or(0)
+        self.found.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Digests known to match no key, held in memory.
+    pub fn missing_len(&self) -> usize {
+        self.missing.len()
+    }
+
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
     }
 }
 
@@ -340,6 +360,57 @@ mod tests {
             check(&limited, NOW, Some("2001:db9::1".parse().unwrap()), &[]),
             Code::IpNotAllowed
         );
+    }
+
+    #[test]
+    fn a_flood_of_forged_keys_never_evicts_a_real_one() {
+        let cache = KeyCache::new(1_000);
+        let real: Vec<Digest> = (0..500u32)
+            .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+            .collect();
+        actix_web::rt::System::new().block_on(async {
+            for d in &real {
+                let found = cache.get_with(*d, || async { Ok(Some(key())) }).await;
+                assert!(found.unwrap().is_some());
+            }
+            // 200,000 checksum-valid forgeries: each is looked up once, none is found.
+            for i in 0..200_000u32 {
+                let forged = *blake3::hash(format!("forged {i}").as_bytes()).as_bytes();
+                let found = cache.get_with(forged, || async { Ok(None) }).await;
+                assert!(found.unwrap().is_none());
+            }
+            assert!(
+                cache.missing_len() <= 10_000,
+                "the no-such-key area stays small"
+            );
+            let before = cache.lookups();
+            for d in &real {
+                let found = cache
+                    .get_with(*d, || async {
+                        panic!("a real key went back to the database")
+                    })
+                    .await;
+                assert!(found.unwrap().is_some());
+            }
+            assert_eq!(cache.lookups(), before);
+        });
+    }
+
+    #[test]
+    fn a_lookup_that_raced_with_an_invalidation_is_not_stored() {
+        let cache = KeyCache::new(100);
+        let d = *blake3::hash(b"k").as_bytes();
+        actix_web::rt::System::new().block_on(async {
+            let hex = KeyHash::of(d).0;
+            let stale = cache
+                .get_with(d, || async {
+                    cache.invalidate(&hex); // a write lands while we read
+                    Ok(Some(key()))
+                })
+                .await;
+            assert!(stale.unwrap().is_some());
+            assert_eq!(cache.len(), 0, "the stale answer was not kept");
+        });
     }
 
     #[test]

@@ -111,6 +111,8 @@ pub const ACTIONS: &[&str] = &[
 /// Collects the changes of one transaction's events.
 pub struct Recorder {
     who: Who,
+    /// The instance that records (its change poller skips its own changes).
+    origin: String,
     changes: Vec<Change>,
 }
 
@@ -118,7 +120,15 @@ impl Recorder {
     pub fn new(who: Who) -> Self {
         Recorder {
             who,
+            origin: String::new(),
             changes: Vec::new(),
+        }
+    }
+
+    pub fn from_instance(who: Who, origin: &str) -> Self {
+        Recorder {
+            origin: origin.to_owned(),
+            ..Recorder::new(who)
         }
     }
 
@@ -130,7 +140,7 @@ impl Recorder {
     pub fn emit(&mut self, conn: &mut DbConnection, event: Event<'_>) -> DbResult<()> {
         audit::record(conn, &self.who, event.audit_line())?;
         for change in event.changes() {
-            changes::record(conn, &change)?;
+            changes::record(conn, &change, &self.origin)?;
             self.changes.push(change);
         }
         if let Some((key, channel, event_type)) = event.postback() {

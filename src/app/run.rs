@@ -17,10 +17,11 @@ where
     T: Send + 'static,
 {
     let who = actor.who();
+    let origin = state.instance.clone();
     let (value, changes) = db::run_with(&state.pool, move |c| {
         c.transaction(|c| {
             db::begin_write(c)?;
-            let mut recorder = events::Recorder::new(who);
+            let mut recorder = events::Recorder::from_instance(who, &origin);
             let value = f(c, &mut recorder)?;
             Ok::<_, Error>((value, recorder.into_changes()))
         })

@@ -38,9 +38,11 @@ impl Change {
     }
 }
 
-pub fn record(conn: &mut DbConnection, change: &Change) -> DbResult<()> {
+/// Records a change made by the instance `origin` (empty: no running server).
+pub fn record(conn: &mut DbConnection, change: &Change, origin: &str) -> DbResult<()> {
     diesel::insert_into(key_changes::table)
         .values((
+            key_changes::origin.eq(origin),
             key_changes::key_hash.eq(change.as_record()),
             key_changes::changed_at.eq(now()),
         ))
@@ -55,18 +57,23 @@ pub fn latest_id(conn: &mut DbConnection) -> DbResult<i64> {
         .unwrap_or(0))
 }
 
-/// Changes after `since`, oldest first, at most 10,000 at a time.
-pub fn since(conn: &mut DbConnection, since: i64) -> DbResult<Vec<(i64, Change)>> {
-    let rows: Vec<(i64, String)> = key_changes::table
+/// Changes after `since`, oldest first, at most 10,000 at a time, with the last id
+/// read; changes recorded by `origin` itself are left out.
+pub fn since(conn: &mut DbConnection, since: i64, origin: &str) -> DbResult<(i64, Vec<Change>)> {
+    let rows: Vec<(i64, String, String)> = key_changes::table
         .filter(key_changes::id.gt(since))
         .order(key_changes::id.asc())
         .limit(10_000)
-        .select((key_changes::id, key_changes::key_hash))
+        .select((key_changes::id, key_changes::key_hash, key_changes::origin))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, hash)| (id, Change::from_record(hash)))
-        .collect())
+    let last = rows.last().map_or(since, |r| r.0);
+    Ok((
+        last,
+        rows.into_iter()
+            .filter(|(_, _, o)| o != origin)
+            .map(|(_, hash, _)| Change::from_record(hash))
+            .collect(),
+    ))
 }
 
 /// Forgets change records older than `before` (every instance has long seen them).

@@ -123,6 +123,7 @@ diesel::table! {
         id -> BigInt,
         key_hash -> Text,
         changed_at -> Timestamp,
+        origin -> Text,
     }
 }
 

@@ -74,6 +74,16 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             state.cache.len() as f64,
         ),
         (
+            "latchkey_key_cache_missing_entries",
+            "Digests known to match no key, in the verification cache.",
+            state.cache.missing_len() as f64,
+        ),
+        (
+            "latchkey_key_cache_lookups_total",
+            "Database lookups the verification cache made (its misses).",
+            state.cache.lookups() as f64,
+        ),
+        (
             "latchkey_request_log_buffered",
             "Request-log lines not yet written.",
             state.usage.pending() as f64,

@@ -75,7 +75,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
                 e => AppError::BadRequest(format!("The form could not be read: {e}")).into(),
             }),
     )
-    .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
     .app_data(web::QueryConfig::default().error_handler(|e, _| {
         AppError::BadRequest(format!("The address has an invalid parameter: {e}")).into()
     }))
@@ -87,6 +86,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
                     .limit(BODY_LIMIT)
                     .error_handler(|e, _| api::json_error(e).into()),
             )
+            // Raw bodies (the roll's optional JSON) too. The dashboard keeps actix's
+            // larger default for raw reads: the CSRF check reads a form whole, so an
+            // oversized form is answered 413 by the form's own limit after it arrived,
+            // not by a connection closed while the browser still sends.
+            .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
             .wrap(from_fn(crate::net::check_forwarded))
             .wrap(from_fn(api::record_usage))
             .wrap(from_fn(render_errors))

@@ -245,3 +245,54 @@ fn settings_out_of_range_stop_the_server_with_a_message_and_exit_code_2() {
         assert!(stderr.contains(says), "{name}: {stderr}");
     }
 }
+
+/// A gauge or counter from `/metrics`.
+async fn metric(app: &crate::helpers::TestApp, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_flood_of_forged_keys_leaves_real_keys_cached() {
+    let app = spawn_app_with(Options {
+        env: vec![("LATCHKEY_KEY_CACHE_SIZE".into(), "1000".into())],
+    })
+    .await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Flooded", "100").await;
+    let verifier = key(&admin, cid, "verifier", &["verify"], &[]).await;
+    let mut real = Vec::new();
+    for i in 0..20 {
+        real.push(key(&admin, cid, &format!("real-{i}"), &[], &[]).await);
+    }
+    let api = app.api(&verifier);
+    for _ in 0..2 {
+        for k in &real {
+            assert_eq!(api.code(k, None, &[]).await, "VALID");
+        }
+    }
+    // Checksum-valid keys nobody issued (anyone can make them), more than the cache
+    // holds: the old cache emptied itself when full, real keys included.
+    for _ in 0..1_500 {
+        let (forged, _) = latchkey::domain::key::PlainKey::generate("lk");
+        assert_eq!(api.code(forged.reveal(), None, &[]).await, "NOT_FOUND");
+    }
+    let cached = metric(&app, "latchkey_key_cache_entries").await.unwrap();
+    assert!(cached >= 21.0, "real keys were evicted: {cached} cached");
+    let before = metric(&app, "latchkey_key_cache_lookups_total")
+        .await
+        .expect("the cache counts its database lookups");
+    for k in &real {
+        assert_eq!(api.code(k, None, &[]).await, "VALID");
+    }
+    let after = metric(&app, "latchkey_key_cache_lookups_total")
+        .await
+        .unwrap();
+    assert_eq!(before, after, "verifying real keys touched the database");
+}

@@ -1,0 +1,1 @@
+ALTER TABLE key_changes DROP COLUMN origin;
