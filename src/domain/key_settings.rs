@@ -190,9 +190,7 @@ pub fn parse_name(input: &str) -> Result<String, String> {
     if name.chars().count() > NAME_MAX {
         return Err(format!("Use at most {NAME_MAX} characters."));
     }
-    if name.chars().any(char::is_control) {
-        return Err("Control characters are not allowed.".into());
-    }
+    crate::domain::names::refuse_hidden(name)?;
     Ok(name.to_owned())
 }
 

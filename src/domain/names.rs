@@ -1,6 +1,32 @@
 //! Names people type: channel names and usernames, parsed once at the edge.
 
-/// A channel name: 1 to 100 characters after trimming, no control characters.
+/// Characters that change how text around them is shown without being seen
+/// themselves: bidirectional overrides and isolates (U+202E made `txt.exe` read as
+/// `exe.txt`), zero-width characters and other Unicode format characters. A name
+/// holding one could pass for another name.
+pub fn is_hidden_formatting(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// The message for a name with control or hidden formatting characters, if any.
+pub fn refuse_hidden(name: &str) -> Result<(), String> {
+    if name.chars().any(char::is_control) {
+        return Err("Control characters are not allowed.".into());
+    }
+    if name.chars().any(is_hidden_formatting) {
+        return Err(
+            "Invisible or text-direction characters (such as U+202E) are not allowed.".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A channel name: 1 to 100 characters after trimming, no control or hidden
+/// formatting characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelName(String);
 
@@ -13,9 +39,7 @@ impl ChannelName {
         if name.chars().count() > 100 {
             return Err("Use at most 100 characters.".into());
         }
-        if name.chars().any(char::is_control) {
-            return Err("Control characters are not allowed.".into());
-        }
+        refuse_hidden(name)?;
         Ok(ChannelName(name.to_owned()))
     }
 

@@ -296,3 +296,31 @@ async fn a_flood_of_forged_keys_leaves_real_keys_cached() {
         .unwrap();
     assert_eq!(before, after, "verifying real keys touched the database");
 }
+
+#[tokio::test]
+async fn names_with_text_direction_or_invisible_characters_are_refused_beside_the_field() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Names", "").await;
+    let writer = key(&admin, cid, "writer", &["keys:write"], &[]).await;
+    for name in ["invoice\u{202E}txt.exe", "zero\u{200B}width", "bom\u{FEFF}"] {
+        let res = admin
+            .post_form(
+                &format!("/channels/{cid}/keys"),
+                &[("name", name), ("enabled", "on")],
+            )
+            .await;
+        assert_eq!(res.status.as_u16(), 422, "{name:?}");
+        assert!(res.body.contains("text-direction"), "{name:?}");
+        let res = admin
+            .post_form("/channels", &[("name", name), ("key_limit", "")])
+            .await;
+        assert_eq!(res.status.as_u16(), 422, "channel {name:?}");
+        let res = app
+            .api(&writer)
+            .post("/keys", json!({ "name": name }))
+            .await;
+        assert_eq!(res.status, 422, "api {name:?}");
+        assert!(res.body["error"]["fields"]["name"].is_string());
+    }
+}

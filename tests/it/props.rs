@@ -6,7 +6,7 @@ use latchkey::domain::audit_query::{AuditParams, AuditQuery};
 use latchkey::domain::key::PlainKey;
 use latchkey::domain::key_settings::{KeyInput, parse_cidr, parse_name, parse_postback_url};
 use latchkey::domain::list::{Filter, ListParams, ListQuery, PAGE_SIZES};
-use latchkey::domain::names::{ChannelName, Username};
+use latchkey::domain::names::{ChannelName, Username, is_hidden_formatting};
 use proptest::prelude::*;
 
 use crate::fixtures::{channel, generate};
@@ -92,10 +92,12 @@ proptest! {
         if let Ok(n) = parse_name(&s) {
             prop_assert!(!n.is_empty() && n.chars().count() <= 100);
             prop_assert!(!n.chars().any(char::is_control));
+            prop_assert!(!n.chars().any(is_hidden_formatting));
             prop_assert_eq!(n.trim(), n.as_str());
         }
         if let Ok(c) = ChannelName::parse(&s) {
             prop_assert!(c.as_str().chars().count() <= 100);
+            prop_assert!(!c.as_str().chars().any(is_hidden_formatting));
         }
         if let Ok(u) = Username::parse(&s) {
             prop_assert!(u.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
