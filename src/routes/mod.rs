@@ -143,6 +143,10 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
         .route("/channels/{id}/keys", web::get().to(keys::list_keys))
         .route("/channels/{id}/keys", web::post().to(keys::create_key))
         .route("/channels/{id}/keys/new", web::get().to(keys::new_key))
+        .route(
+            "/channels/{id}/keys/search",
+            web::post().to(keys::search_channel_keys),
+        )
         .route("/audit", web::get().to(audit::list_audit))
         .route("/users", web::get().to(users::list_users))
         .route("/users", web::post().to(users::create_user))
@@ -153,6 +157,7 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
         )
         .route("/users/{id}/{action}", web::post().to(users::set_disabled))
         .route("/keys", web::get().to(keys::all_keys))
+        .route("/keys/search", web::post().to(keys::search_all_keys))
         .route("/risks", web::get().to(keys::risks))
         .route("/keys/{key_id}", web::get().to(keys::show_key))
         .route("/keys/{key_id}/edit", web::get().to(keys::edit_key))

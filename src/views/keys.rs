@@ -232,6 +232,8 @@ pub struct KeysView {
     pub results: KeysResults,
     pub query: ListQuery,
     pub in_dialog: bool,
+    /// The filter form posts without JavaScript (a pasted key stays out of URLs).
+    pub csrf: String,
 }
 
 #[derive(Template)]

@@ -135,6 +135,17 @@
   document.addEventListener("htmx:oobBeforeSwap", rescueToasts);
   // "+ Add network" and "×" re-render the key form, whose [autofocus] is the name
   // field: focus the new network field instead (or "+ Add network" after a removal).
+  // A pasted full key never leaves the page in a URL (proxies log URLs): the filter
+  // sends its key id, which finds the same key.
+  var FULL_KEY = /^[a-z]{2,8}_([0-9A-Za-z]{12})_[0-9A-Za-z]+$/;
+  document.addEventListener("htmx:configRequest", function (e) {
+    var p = e.detail && e.detail.parameters;
+    var q = p && (typeof p.get === "function" ? p.get("q") : p.q);
+    var m = typeof q === "string" && q.trim().length === 64 && FULL_KEY.exec(q.trim());
+    if (!m) return;
+    if (typeof p.set === "function") p.set("q", m[1]); else p.q = m[1];
+  });
+
   var listButton = null;
   document.addEventListener("htmx:configRequest", function (e) {
     var ev = e.detail && e.detail.triggeringEvent;

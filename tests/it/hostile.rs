@@ -324,3 +324,34 @@ async fn names_with_text_direction_or_invisible_characters_are_refused_beside_th
         assert!(res.body["error"]["fields"]["name"].is_string());
     }
 }
+
+#[tokio::test]
+async fn a_pasted_full_key_never_appears_in_a_url_without_javascript() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Pasted", "").await;
+    let leaked = key(&admin, cid, "leaked", &[], &[]).await;
+    let kid = crate::fixtures::key_id_of(&leaked);
+    for (page, search) in [
+        (
+            format!("/channels/{cid}/keys"),
+            format!("/channels/{cid}/keys/search"),
+        ),
+        ("/keys".to_owned(), "/keys/search".to_owned()),
+    ] {
+        let form = admin.get(&page).await;
+        assert!(
+            form.body
+                .contains(&format!("method=\"post\" action=\"{search}\"")),
+            "the filter form posts: {page}"
+        );
+        let res = admin.post_form(&search, &[("q", leaked.as_str())]).await;
+        res.assert_status(303);
+        let location = res.location().unwrap().to_owned();
+        assert_eq!(location, format!("{page}?q={kid}"));
+        let found = admin.get(&location).await;
+        assert!(found.body.contains(&format!("id=\"key-{kid}\"")));
+        assert!(!found.body.contains(&leaked[16..]));
+    }
+    assert!(!app.logs().contains(&leaked[16..]), "the key reached a log");
+}

@@ -96,6 +96,7 @@ pub async fn list_keys(
         results,
         query,
         in_dialog: hx.targets("modal"),
+        csrf: user.csrf.clone(),
     };
     if hx.targets("modal") {
         return render(StatusCode::OK, &KeysDialog { view });
@@ -198,4 +199,31 @@ pub async fn risks(
             items,
         },
     )
+}
+
+/// Where the filter form posts without JavaScript: a pasted full key travels in the
+/// body, never in a URL (proxies log URLs), and the answer redirects to the canonical
+/// address, which names the key by its key id only. (With JavaScript the page strips a
+/// pasted key down to its key id before it sends anything.)
+fn search_redirect(base: &str, params: &ListParams) -> HttpResponse {
+    let query = ListQuery::parse(params);
+    crate::routes::auth::see_other(&format!("{base}{}", query.href(None, 0)))
+}
+
+pub async fn search_channel_keys(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+    form: web::Form<ListParams>,
+) -> Result<HttpResponse, AppError> {
+    let channel = app::keys::channel(&state, &user.actor(), path.into_inner()).await?;
+    Ok(search_redirect(&keys_url(channel.id), &form))
+}
+
+pub async fn search_all_keys(
+    user: CurrentUser,
+    form: web::Form<ListParams>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::SearchAllKeys)?;
+    Ok(search_redirect("/keys", &form))
 }

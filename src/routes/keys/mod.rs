@@ -10,4 +10,4 @@ mod list;
 pub use actions::{act_on_key, confirm_action, roll_form, roll_key};
 pub use detail::show_key;
 pub use forms::{create_key, edit_key, new_key, rename_form, rename_key, update_key};
-pub use list::{all_keys, list_keys, risks};
+pub use list::{all_keys, list_keys, risks, search_all_keys, search_channel_keys};

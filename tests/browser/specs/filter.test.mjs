@@ -101,11 +101,16 @@ browserTest('no match says so and offers to clear; pasting a key or key id finds
   await page.fill('#key-filter', mobile.keyId);
   await waitForRows(page, ['paste-mobile']);
 
-  // A pasted full key: found, and the address shows its key id, never the secret.
+  // A pasted full key: found, and the address shows its key id, never the secret;
+  // no request the page makes carries the key in its URL (proxies log URLs).
+  const urls = [];
+  page.on('request', (r) => urls.push(r.url()));
   await page.fill('#key-filter', web.plain);
   await waitForRows(page, ['paste-web']);
   await eventually(() => new URL(page.url()).searchParams.get('q') === web.keyId);
   assert.ok(!page.url().includes(web.plain.slice(16)), 'the secret never reaches the address bar');
+  assert.ok(urls.length > 0, 'the filter asked the server');
+  assert.deepEqual(urls.filter((u) => u.includes(web.plain.slice(16))), [], 'no request URL carries the key');
 
   // The filter also works inside the keys dialog over the Channels page, and its
   // address can be reloaded as the full page with the filter.

@@ -73,7 +73,8 @@ browserTest('without JavaScript a key is created, revealed once, filtered and de
   assert.ok(!(await page.content()).includes(key.slice(16)), 'going back does not show the key again');
   await page.goto(keysUrl);
 
-  // The filter works as a plain GET form.
+  // The filter works as a plain form (it posts, so a pasted key stays out of URLs,
+  // and lands on the filter's address).
   await page.fill('#key-filter', 'plain');
   await submitAndWait(page, '#keys-filter-form button[type=submit]');
   assert.equal(new URL(page.url()).searchParams.get('q'), 'plain');
