@@ -115,10 +115,11 @@ fn copied_settings(old: &ApiKey) -> KeySettings {
     }
 }
 
-/// `billing` → `billing (rolled 2026-11-29 20:30 · 3fQ9aZx1Lm0P)`; long names are cut
-/// so the result stays within the name limit.
+/// `billing` → `billing (rolled 2026-11-29 · 3fQ9aZx1Lm0P)`: the key id makes it unique
+/// however often a name is rolled in a day; long names are cut so the result stays
+/// within the name limit.
 fn rolled_name(name: &str, key_id: &str) -> String {
-    let stamp = crate::domain::clock::format_time(now());
+    let stamp = now().date();
     let suffix = format!(" (rolled {stamp} · {key_id})");
     let room = NAME_MAX.saturating_sub(suffix.chars().count());
     if name.chars().count() <= room {
