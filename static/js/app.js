@@ -232,6 +232,34 @@
     }
   });
 
+  // A row menu opens in fixed position beside its button, so no scrolling table card
+  // clips it: below the button, or above it when there is no room below.
+  function placeMenu(menu) {
+    var items = menu.querySelector(".menu-items");
+    var button = menu.querySelector("summary");
+    if (!items || !button) return;
+    items.classList.add("is-placed");
+    var b = button.getBoundingClientRect();
+    var w = items.offsetWidth;
+    var h = items.offsetHeight;
+    var below = b.bottom + 4;
+    var top = below + h > window.innerHeight - 8 && b.top - 4 - h >= 8 ? b.top - 4 - h : below;
+    items.style.top = Math.max(8, top) + "px";
+    items.style.left = Math.max(8, Math.min(b.right - w, window.innerWidth - w - 8)) + "px";
+  }
+  document.addEventListener("toggle", function (e) {
+    var menu = e.target;
+    if (menu.matches && menu.matches("details.menu") && menu.open) placeMenu(menu);
+  }, true);
+  // A placed menu would drift from its button: close it when anything scrolls or resizes.
+  function closeMenus() {
+    document.querySelectorAll("details.menu[open]").forEach(function (m) { m.removeAttribute("open"); });
+  }
+  window.addEventListener("resize", closeMenus);
+  document.addEventListener("scroll", function (e) {
+    if (!(e.target.closest && e.target.closest(".menu-items"))) closeMenus();
+  }, true);
+
   // Escape closes an open row menu (dialogs handle Escape themselves).
   document.addEventListener("keydown", function (e) {
     if (e.key !== "Escape") return;

@@ -258,3 +258,26 @@ export async function topDialogHandle(page) {
     return open[open.length - 1] || null;
   });
 }
+
+/**
+ * Clicks `selector` the way a person can: the element must already be inside the
+ * viewport and be what is on top at its centre (`document.elementFromPoint`), and the
+ * click lands at that point. Playwright's own click scrolls inside containers first,
+ * which once hid a row menu that people could not reach.
+ */
+export async function clickAsPerson(page, selector) {
+  const el = page.locator(selector).first();
+  await el.waitFor({ state: 'visible' });
+  const where = await el.evaluate((node) => {
+    const r = node.getBoundingClientRect();
+    const x = r.left + r.width / 2;
+    const y = r.top + r.height / 2;
+    const inside = r.width > 0 && r.height > 0 && x >= 0 && y >= 0 && x <= window.innerWidth && y <= window.innerHeight;
+    const top = inside ? document.elementFromPoint(x, y) : null;
+    const covered = !top || (top !== node && !node.contains(top));
+    return { x, y, inside, covered, top: top ? `${top.tagName.toLowerCase()}${top.id ? '#' + top.id : ''}.${[...top.classList].join('.')} "${(top.textContent || '').trim().slice(0, 30)}"` : null };
+  });
+  assert.ok(where.inside, `${selector} is outside the viewport`);
+  assert.ok(!where.covered, `${selector} is covered at its centre by ${where.top}`);
+  await page.mouse.click(where.x, where.y);
+}
