@@ -61,6 +61,23 @@ pub async fn find(state: &AppState, actor: &Actor, key_id: String) -> AppResult<
     read(state, move |c| load_key(c, &actor, &key_id, false)).await
 }
 
+/// A name for a new key that is free in the channel: "Key 3" for the third, or the
+/// next free number (the generate form starts with it; people may type over it).
+pub async fn suggest_name(state: &AppState, actor: &Actor, channel: &Channel) -> AppResult<String> {
+    actor.require(Action::CreateKey)?;
+    let (id, start) = (channel.id, channel.key_count + 1);
+    read(state, move |c| {
+        for n in start..start + 1_000 {
+            let name = format!("Key {n}");
+            if !keys::name_taken(c, id, &name)? {
+                return Ok(name);
+            }
+        }
+        Ok(String::new())
+    })
+    .await
+}
+
 /// A key to edit and its channel: what the edit form and the API's merge start from.
 pub async fn find_for_edit(
     state: &AppState,

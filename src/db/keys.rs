@@ -108,6 +108,16 @@ pub fn find_with_channel(
         .optional()?)
 }
 
+/// Whether a name (compared case-insensitively) is taken in the channel.
+pub fn name_taken(conn: &mut DbConnection, channel_id: i64, name: &str) -> DbResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        api_keys::table
+            .filter(api_keys::channel_id.eq(channel_id))
+            .filter(api_keys::name_lower.eq(name.to_lowercase())),
+    ))
+    .get_result(conn)?)
+}
+
 diesel::define_sql_function! {
     /// `COALESCE(nullable, fallback)` for the channel's own or the default limit.
     fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::BigInt) -> diesel::sql_types::BigInt;

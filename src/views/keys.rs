@@ -44,6 +44,11 @@ impl KeysStats {
     pub fn at_limit(&self) -> bool {
         self.key_count >= self.limit
     }
+
+    /// "1 of 1 key", "3 of 10 keys".
+    pub fn keys_word(&self) -> &'static str {
+        if self.limit == 1 { "key" } else { "keys" }
+    }
 }
 
 /// One row of the table; also the fragment every row action answers with.

@@ -33,6 +33,8 @@
         d.showModal();
         var auto = d.querySelector("[autofocus]");
         if (auto) auto.focus();
+        // A suggested default (the new key's name) is selected: typing replaces it.
+        if (auto && auto.hasAttribute("data-select-on-focus") && auto.select) auto.select();
       }
     });
     placeToasts();

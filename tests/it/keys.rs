@@ -974,3 +974,24 @@ async fn a_filtered_total_follows_creates_renames_and_deletes() {
     assert_eq!(total(&admin.get(&filtered).await.body), "1–3 of 3");
     assert_eq!(total(&admin.get("/keys?q=alpha").await.body), "1–3 of 3");
 }
+
+#[tokio::test]
+async fn the_generate_form_suggests_a_free_default_name() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Defaults", "").await;
+    let form = admin.get(&format!("/channels/{cid}/keys/new")).await;
+    assert!(form.body.contains("value=\"Key 1\""), "{}", form.body);
+    // Taken names are skipped (compared ignoring case).
+    generate(&admin, cid, &[("name", "key 2"), ("enabled", "on")]).await;
+    let form = admin.get(&format!("/channels/{cid}/keys/new")).await;
+    assert!(form.body.contains("value=\"Key 3\""), "{}", form.body);
+    // The header's plural follows the limit.
+    let one = channel(&app, &admin, "Just one", "1").await;
+    let page = admin.get(&format!("/channels/{one}/keys")).await;
+    assert!(
+        page.body.contains("<strong>0</strong> of 1 key<"),
+        "{}",
+        page.body
+    );
+}

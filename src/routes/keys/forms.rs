@@ -115,6 +115,7 @@ pub async fn new_key(
         return Err(app::keys::limit_reached(&channel, default_limit).into());
     }
     let input = KeyInput {
+        name: app::keys::suggest_name(&state, &user.actor(), &channel).await?,
         enabled: true,
         ..KeyInput::default()
     };
