@@ -18,6 +18,7 @@ pub mod events;
 pub mod keys;
 pub mod notices;
 pub mod policy;
+pub mod postback;
 pub mod roll;
 pub mod run;
 pub mod usage;
