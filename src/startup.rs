@@ -13,11 +13,11 @@ use actix_web::{App, HttpServer, web};
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::domain::password;
+use crate::domain::webhook::Sealer;
 use crate::routes::{self, CookieSettings};
 use crate::state::AppState;
 use crate::usage::{self, UsageRecorder};
 use crate::verification::KeyCache;
-use crate::domain::webhook::Sealer;
 use crate::{background, postback};
 
 #[derive(Debug, thiserror::Error)]

@@ -176,7 +176,12 @@ pub fn release(conn: &mut DbConnection, ids: &[i64], token: &str) -> DbResult<()
 }
 
 /// Records a success. False when the lease was lost (another token holds the row).
-pub fn mark_delivered(conn: &mut DbConnection, id: i64, token: &str, status: i32) -> DbResult<bool> {
+pub fn mark_delivered(
+    conn: &mut DbConnection,
+    id: i64,
+    token: &str,
+    status: i32,
+) -> DbResult<bool> {
     let n = diesel::update(outbox::table.find(id))
         .filter(outbox::locked_by.eq(token))
         .set((
@@ -216,7 +221,11 @@ pub fn mark_failed(
 }
 
 /// The event type of one of `api_key_id`'s events.
-pub fn event_type_of(conn: &mut DbConnection, api_key_id: i64, id: i64) -> DbResult<Option<String>> {
+pub fn event_type_of(
+    conn: &mut DbConnection,
+    api_key_id: i64,
+    id: i64,
+) -> DbResult<Option<String>> {
     Ok(outbox::table
         .find(id)
         .filter(outbox::api_key_id.eq(api_key_id))
@@ -233,7 +242,11 @@ pub fn abandon(conn: &mut DbConnection, api_key_id: i64, url: &str) -> DbResult<
             .filter(outbox::url.eq(url))
             .filter(outbox::delivered_at.is_null())
             .filter(outbox::next_attempt_at.lt(NEVER))
-            .filter(outbox::locked_until.is_null().or(outbox::locked_until.lt(now()))),
+            .filter(
+                outbox::locked_until
+                    .is_null()
+                    .or(outbox::locked_until.lt(now())),
+            ),
     )
     .set((
         outbox::last_outcome.eq(Some(Outcome::Gone.as_str())),
@@ -268,8 +281,8 @@ pub fn resend(conn: &mut DbConnection, api_key_id: i64, id: i64) -> DbResult<boo
 
 /// Deletes delivered events, and events that gave up, older than `before`.
 pub fn prune(conn: &mut DbConnection, before: PrimitiveDateTime) -> DbResult<usize> {
-    let delivered = diesel::delete(outbox::table.filter(outbox::delivered_at.lt(before)))
-        .execute(conn)?;
+    let delivered =
+        diesel::delete(outbox::table.filter(outbox::delivered_at.lt(before))).execute(conn)?;
     let gave_up = diesel::delete(
         outbox::table
             .filter(outbox::delivered_at.is_null())

@@ -69,7 +69,10 @@ pub fn signing(conn: &mut DbConnection, api_key_id: i64) -> DbResult<Vec<String>
 }
 
 /// When the previous secret of a key stops signing, if a roll is in its overlap.
-pub fn overlap_ends(conn: &mut DbConnection, api_key_id: i64) -> DbResult<Option<PrimitiveDateTime>> {
+pub fn overlap_ends(
+    conn: &mut DbConnection,
+    api_key_id: i64,
+) -> DbResult<Option<PrimitiveDateTime>> {
     Ok(postback_secrets::table
         .filter(postback_secrets::api_key_id.eq(api_key_id))
         .filter(postback_secrets::retires_at.gt(now()))
@@ -103,8 +106,9 @@ pub fn copy(conn: &mut DbConnection, from: i64, to: i64) -> DbResult<()> {
 /// done.
 pub fn prune(conn: &mut DbConnection) -> DbResult<usize> {
     let t = now();
-    let retired = diesel::delete(postback_secrets::table.filter(postback_secrets::retires_at.le(t)))
-        .execute(conn)?;
+    let retired =
+        diesel::delete(postback_secrets::table.filter(postback_secrets::retires_at.le(t)))
+            .execute(conn)?;
     let live_keys = api_keys::table.select(api_keys::id);
     let pending = outbox::table
         .filter(outbox::delivered_at.is_null())

@@ -330,7 +330,9 @@ mod tests {
 
     #[test]
     fn a_minimal_key_is_valid() {
-        let s = input().parse(&scopes(), NOW, None, &Policy::default()).unwrap();
+        let s = input()
+            .parse(&scopes(), NOW, None, &Policy::default())
+            .unwrap();
         assert_eq!(s.name, "Billing");
         assert_eq!(s.description, None);
         assert!(s.cidrs.is_empty());
@@ -348,7 +350,9 @@ mod tests {
             postback_url: "ftp://example.com".into(),
             ..KeyInput::default()
         };
-        let e = bad.parse(&scopes(), NOW, None, &Policy::default()).unwrap_err();
+        let e = bad
+            .parse(&scopes(), NOW, None, &Policy::default())
+            .unwrap_err();
         assert!(e.name.is_some());
         assert!(e.description.is_some());
         assert!(e.expires_at.unwrap().contains("future"));
@@ -395,7 +399,10 @@ mod tests {
     #[test]
     fn postback_urls_must_be_http_or_https_with_a_host() {
         let none = Policy::default();
-        let loopback = Policy::new(vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]);
+        let loopback = Policy::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
         assert!(
             parse_postback_url("https://example.com/hook", &none)
                 .unwrap()
@@ -432,7 +439,9 @@ mod tests {
             ..input()
         };
         assert_eq!(
-            i.parse(&scopes(), NOW, None, &Policy::default()).unwrap().scopes,
+            i.parse(&scopes(), NOW, None, &Policy::default())
+                .unwrap()
+                .scopes,
             vec!["keys:read", "verify"]
         );
     }
@@ -454,7 +463,8 @@ mod tests {
             ..input()
         };
         assert!(
-            i.parse(&scopes(), NOW, Some(past), &Policy::default()).is_ok(),
+            i.parse(&scopes(), NOW, Some(past), &Policy::default())
+                .is_ok(),
             "editing other fields of an expired key works"
         );
     }

@@ -127,7 +127,9 @@ pub fn check_url(url: &str, policy: &Policy) -> Result<(), String> {
         );
     }
     match parsed.host() {
-        None => Err("Enter a complete URL with a host, like https://example.com/hooks/latchkey.".into()),
+        None => {
+            Err("Enter a complete URL with a host, like https://example.com/hooks/latchkey.".into())
+        }
         Some(url::Host::Ipv4(ip)) => allowed(IpAddr::V4(ip), policy),
         Some(url::Host::Ipv6(ip)) => allowed(IpAddr::V6(ip), policy),
         Some(url::Host::Domain(name)) => {

@@ -200,7 +200,11 @@ mod tests {
         assert!(!sealed.contains(&s.reveal()[6..]));
         assert_ne!(a.seal(&s).unwrap(), sealed, "a fresh nonce each time");
         assert_eq!(a.open(&sealed).unwrap().0, s.0);
-        assert!(Sealer::from_server_secret("server two").open(&sealed).is_none());
+        assert!(
+            Sealer::from_server_secret("server two")
+                .open(&sealed)
+                .is_none()
+        );
         let mut tampered = sealed.clone();
         tampered.pop();
         tampered.push('A');

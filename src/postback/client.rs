@@ -145,8 +145,8 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     let wait = if let Ok(secs) = v.parse::<u64>() {
         Duration::from_secs(secs)
     } else {
-        let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822)
-            .ok()?;
+        let at =
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
         let left = at - time::OffsetDateTime::now_utc();
         Duration::try_from(left).unwrap_or(Duration::ZERO)
     };

@@ -21,7 +21,7 @@ use std::time::Duration;
 use actix_web::web::Data;
 
 use crate::app;
-use crate::db::outbox::{self, NEVER, Outcome, OutboxRow};
+use crate::db::outbox::{self, NEVER, OutboxRow, Outcome};
 use crate::db::{self, postback_secrets};
 use crate::domain::secret::{os_random, random_token};
 use crate::domain::webhook::{SigningSecret, signature_header};
@@ -159,8 +159,10 @@ async fn dispatch(engine: &Arc<Engine>) {
         }
         if !released.is_empty() {
             let t = token.clone();
-            if let Err(e) =
-                db::run(&engine.state.pool, move |c| outbox::release(c, &released, &t)).await
+            if let Err(e) = db::run(&engine.state.pool, move |c| {
+                outbox::release(c, &released, &t)
+            })
+            .await
             {
                 tracing::warn!(error = %e, "releasing POSTback events failed; their lease expires");
             }
@@ -275,7 +277,10 @@ fn report(result: Result<bool, db::DbError>, id: i64) {
     match result {
         Ok(true) => {}
         Ok(false) => {
-            tracing::warn!(event = id, "POSTback lease lost before the outcome was recorded");
+            tracing::warn!(
+                event = id,
+                "POSTback lease lost before the outcome was recorded"
+            );
         }
         Err(e) => {
             tracing::warn!(error = %e, "recording a POSTback delivery failed; it will be retried");

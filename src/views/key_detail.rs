@@ -9,7 +9,7 @@ use super::keys::KeyPermissions;
 use super::{Shell, format_time};
 use crate::db::channels::Channel;
 use crate::db::keys::ApiKey;
-use crate::db::outbox::{NEVER, Outcome, OutboxRow};
+use crate::db::outbox::{NEVER, OutboxRow, Outcome};
 use crate::db::usage::{RequestRow, StatusFilter};
 use crate::domain::key::obfuscate;
 use crate::domain::status::KeyStatus;

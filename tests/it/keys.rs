@@ -4,12 +4,15 @@ use latchkey::db::schema::{api_keys, audit_events, channels};
 use latchkey::domain::key::PlainKey;
 use latchkey::domain::role::Role;
 
-use crate::fixtures::{channel, generate, key_id_of, range_of, revealed, seed, stored};
-use crate::helpers::{TestApp, spawn_app};
+use crate::fixtures::{
+    UNREACHABLE_HOOK, channel, generate, key_id_of, loopback_receivers, range_of, revealed, seed,
+    stored,
+};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn an_operator_generates_a_key_that_is_shown_exactly_once() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(loopback_receivers()).await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Acme", "").await;
     let op = app.user(Role::Operator).await;
@@ -26,7 +29,7 @@ async fn an_operator_generates_a_key_that_is_shown_exactly_once() {
                 ("scopes", "keys:read"),
                 ("cidr", "203.0.113.0/24"),
                 ("cidr", "2001:db8::/32"),
-                ("postback_url", "https://example.com/hook"),
+                ("postback_url", UNREACHABLE_HOOK),
                 ("enabled", "on"),
             ],
         )
@@ -666,7 +669,7 @@ async fn delete_warns_then_removes_the_row_with_a_toast() {
 
 #[tokio::test]
 async fn edit_changes_every_setting_but_the_key() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(loopback_receivers()).await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Edit", "").await;
     let plain = generate(&admin, cid, &[("name", "before"), ("enabled", "on")]).await;
@@ -686,7 +689,7 @@ async fn edit_changes_every_setting_but_the_key() {
                 ("expires_at", "2099-12-31T23:59"),
                 ("scopes", "keys:write"),
                 ("cidr", "198.51.100.0/24"),
-                ("postback_url", "http://hooks.example.com/x"),
+                ("postback_url", "http://127.0.0.1:9/x"),
                 ("off_the_record", "on"),
             ],
         )
@@ -704,10 +707,7 @@ async fn edit_changes_every_setting_but_the_key() {
     );
     assert_eq!(k.scopes, "keys:write");
     assert_eq!(k.allowed_cidrs, "198.51.100.0/24");
-    assert_eq!(
-        k.postback_url.as_deref(),
-        Some("http://hooks.example.com/x")
-    );
+    assert_eq!(k.postback_url.as_deref(), Some("http://127.0.0.1:9/x"));
     assert!(k.off_the_record);
     assert!(!k.enabled);
     assert_eq!(k.key_hash, before.key_hash, "the key itself never changes");

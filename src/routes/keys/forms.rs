@@ -141,15 +141,12 @@ async fn save_form(
         return form_response(user, hx, StatusCode::OK, view);
     }
     let existing_expiry = key.as_ref().and_then(|k| k.expires_at);
-    let settings = match post
-        .input
-        .parse(
-            &state.settings.scopes,
-            crate::db::now(),
-            existing_expiry,
-            &state.settings.receiver_policy(),
-        )
-    {
+    let settings = match post.input.parse(
+        &state.settings.scopes,
+        crate::db::now(),
+        existing_expiry,
+        &state.settings.receiver_policy(),
+    ) {
         Ok(s) => s,
         Err(errors) => {
             view.errors = errors;
