@@ -23,4 +23,5 @@ mod props;
 mod roll;
 mod schema;
 mod security;
+mod ssrf;
 mod status;

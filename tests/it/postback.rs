@@ -203,18 +203,6 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-
-    /// Waits until `n` requests arrived, whatever they were answered.
-    pub async fn wait_for_requests(&self, n: usize, within: Duration) -> Vec<Received> {
-        let start = Instant::now();
-        loop {
-            let d = self.all();
-            if d.len() >= n || start.elapsed() > within {
-                return d;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
 pub fn fast_postbacks() -> Options {
