@@ -15,6 +15,7 @@ pub mod audit;
 pub mod channels;
 pub mod error;
 pub mod events;
+pub mod key_text;
 pub mod keys;
 pub mod notices;
 pub mod policy;
