@@ -874,3 +874,39 @@ async fn slow_receivers_never_delay_other_keys_and_two_instances_deliver_once() 
         13
     );
 }
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_for_a_day_is_marked_failed() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}/hook")
+    };
+    let opts = with(fast_postbacks(), &[("LATCHKEY_POSTBACK_RETRY_MS", "1500")]);
+    let (app, admin, cid) = hooks_app(opts).await;
+    let (plain, _) = hooked_key(&admin, cid, "doomed", &closed).await;
+    let kid = key_id_of(&plain);
+    // As if the event had been queued 25 hours ago: its next failure is its last.
+    app.exec("UPDATE outbox SET created_at = '2000-01-01 00:00:00'");
+    let started = Instant::now();
+    loop {
+        let page = admin.get(&format!("/keys/{kid}")).await.body;
+        if page.contains("gave up after a day") {
+            assert!(page.contains(">Failed</span>"));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not marked failed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let backlog: i64 = outbox::table
+        .filter(outbox::delivered_at.is_null())
+        .filter(outbox::next_attempt_at.lt(latchkey::db::outbox::NEVER))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(backlog, 0, "it left the backlog");
+}
