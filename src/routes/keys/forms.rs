@@ -172,9 +172,14 @@ async fn save_form(
             channel_id,
         ),
         // The key's first POSTback URL: its signing secret, shown this once.
-        Ok((key, None, Some(secret))) => {
-            super::postback::secret_response(user, hx, &secret, &key, None)
-        }
+        Ok((key, None, Some(secret))) => super::postback::secret_response(
+            user,
+            hx,
+            &secret,
+            &key,
+            None,
+            Some(&format!("Saved “{}”.", key.name)),
+        ),
         Ok((key, None, None)) => super::actions::row_changed(
             user,
             hx,

@@ -11,10 +11,11 @@ use crate::app;
 use crate::db::keys::ApiKey;
 use crate::domain::webhook::SigningSecret;
 use crate::error::{AppError, render};
-use crate::htmx::{HxRequest, HxResponse};
+use crate::htmx::{HxRequest, HxResponse, KEYS_CHANGED};
 use crate::routes::auth::see_other;
 use crate::session::{self as sess, CurrentUser};
 use crate::state::AppState;
+use crate::views::errors::{Toast, ToastOob};
 use crate::views::format_time;
 use crate::views::keys::{FormPage, SecretReveal, StackModal};
 
@@ -25,6 +26,7 @@ pub(super) fn secret_response(
     secret: &SigningSecret,
     key: &ApiKey,
     overlap_ends: Option<time::PrimitiveDateTime>,
+    saved: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
     let reveal = SecretReveal {
         s: secret,
@@ -40,10 +42,19 @@ pub(super) fn secret_response(
             body: reveal.render()?,
             require_ack: true,
         };
+        // After an edit: the saved toast, and the keys list follows.
+        let toast = match saved {
+            Some(message) => ToastOob {
+                toast: Toast::success(message),
+            }
+            .render()?,
+            None => String::new(),
+        };
         HxResponse::ok()
-            .html(&modal.render()?)
+            .html(&(modal.render()? + &toast))
             .retarget("#modal-stack")
             .reswap("innerHTML")
+            .trigger(KEYS_CHANGED)
             .finish()
     } else {
         let page = FormPage {
@@ -68,7 +79,7 @@ pub async fn roll_postback_secret(
 ) -> Result<HttpResponse, AppError> {
     let (key, secret, overlap_ends) =
         app::postback::roll_secret(&state, &user.actor(), path.into_inner()).await?;
-    secret_response(&user, &hx, &secret, &key, Some(overlap_ends))
+    secret_response(&user, &hx, &secret, &key, Some(overlap_ends), None)
 }
 
 pub async fn send_postback_test(

@@ -191,8 +191,14 @@ browserTest('the pencil edits every setting of a key', opts, async (s) => {
   await dialog.locator('input[name=off_the_record]').check();
   await dialog.locator('input[name=enabled]').uncheck();
   await dialog.locator('button[name=save]').click();
-  await dialog.waitFor({ state: 'detached' });
+  // Its first POSTback URL: the signing secret is revealed once, in the same modal.
+  await page.locator('#revealed-secret').waitFor({ state: 'visible' });
+  assert.match(await page.inputValue('#revealed-secret'), /^whsec_/);
   await page.locator('.toast-success', { hasText: 'Saved “edited”.' }).waitFor();
+  await page.locator('#key-saved').check();
+  await page.locator('#reveal-close').waitFor({ state: 'visible' });
+  await page.locator('#reveal-close').click();
+  await dialog.waitFor({ state: 'detached' });
 
   // The row shows the new settings; the key itself did not change.
   await eventually(async () => (await row.locator('.name-cell .cell-strong').textContent()).trim() === 'edited');
