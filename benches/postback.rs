@@ -65,9 +65,11 @@ async fn receiver(delay: Duration) -> Res<(u16, Arc<Mutex<Tally>>)> {
                     }
                     let id = header(&head, "webhook-id").unwrap_or_default();
                     buf.drain(..end + 4 + len);
-                    tokio::time::sleep(delay).await;
                     if let Ok(mut t) = t.lock() {
                         t.requests += 1;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if let Ok(mut t) = t.lock() {
                         t.ids.insert(id);
                     }
                     let ok = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
@@ -258,7 +260,7 @@ async fn main() -> Res<()> {
     println!(
         "postback engine (concurrency {}): {d}/{healthy_total} events to {} healthy receivers in {:.2} s \
          (first receiver complete after {:.2} s); {requests} requests (duplicates: {}); \
-         slow receiver reached {slow_seen} times; 2 bad receivers with {} events pending",
+         slow receiver reached {slow_seen} times (none answered); 2 bad receivers with {} events pending",
         if concurrency.is_empty() {
             "default 32, 4 per host"
         } else {
