@@ -148,7 +148,7 @@ pub async fn create(
                 deactivated_by_person: false,
             },
         )?;
-        let secret = super::postback::ensure_secret(c, &sealer, &key)?;
+        let secret = super::signing::ensure_secret(c, &sealer, &key)?;
         events.emit(
             c,
             Event::KeyCreated {
@@ -217,7 +217,7 @@ pub async fn update(
         }
         let by_person = person_deactivated(&before, settings.enabled, a.is_person());
         let after = keys::update_settings(c, before.id, &settings, by_person)?;
-        let secret = super::postback::ensure_secret(c, &sealer, &after)?;
+        let secret = super::signing::ensure_secret(c, &sealer, &after)?;
         events.emit(
             c,
             Event::KeyUpdated {

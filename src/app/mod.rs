@@ -22,6 +22,7 @@ pub mod policy;
 pub mod postback;
 pub mod roll;
 pub mod run;
+pub mod signing;
 pub mod usage;
 pub mod users;
 

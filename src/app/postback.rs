@@ -5,9 +5,9 @@
 use time::PrimitiveDateTime;
 
 use crate::db::keys::{self, ApiKey};
-use crate::db::{DbConnection, now, outbox, postback_secrets};
+use crate::db::{now, outbox, postback_secrets};
 use crate::domain::role::Action;
-use crate::domain::webhook::{Sealer, SigningSecret};
+use crate::domain::webhook::SigningSecret;
 use crate::state::AppState;
 
 use super::actor::Actor;
@@ -16,33 +16,10 @@ use super::events::Event;
 use super::keys::load_key;
 use super::policy::{self, SCOPE_WRITE};
 use super::run::write;
+use super::signing::seal;
 
 /// How long a rolled signing secret keeps signing beside its successor.
 pub const OVERLAP: time::Duration = time::Duration::hours(24);
-
-fn seal(sealer: &Sealer, secret: &SigningSecret) -> AppResult<String> {
-    sealer.seal(secret).ok_or_else(|| {
-        Error::conflict(
-            "SECRET_UNAVAILABLE",
-            "The signing secret could not be stored. Try again.",
-        )
-    })
-}
-
-/// Inside a create or update: a key that has a POSTback URL and no signing secret gets
-/// one, returned to be shown once.
-pub fn ensure_secret(
-    c: &mut DbConnection,
-    sealer: &Sealer,
-    key: &ApiKey,
-) -> AppResult<Option<SigningSecret>> {
-    if key.postback_url.is_none() || postback_secrets::has_current(c, key.id)? {
-        return Ok(None);
-    }
-    let secret = SigningSecret::generate();
-    postback_secrets::insert(c, key.id, &seal(sealer, &secret)?)?;
-    Ok(Some(secret))
-}
 
 fn may_manage(actor: &Actor) -> AppResult<()> {
     actor.require(Action::EditKey)?;
