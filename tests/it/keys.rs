@@ -73,6 +73,25 @@ async fn an_operator_generates_a_key_that_is_shown_exactly_once() {
         !app.logs().contains(&plain[16..56]),
         "the key appears in the logs"
     );
+    // Its POSTback signing secret was in the same reveal, and is nowhere else either.
+    let secret = crate::postback::revealed_secret(&res.body);
+    let secret = &secret["whsec_".len()..];
+    let detail = op.get(&format!("/keys/{key_id}")).await;
+    for body in [&page.body, &fragment.body, &edit.body, &detail.body] {
+        assert!(!body.contains(secret), "the signing secret is shown again");
+    }
+    assert!(!app.logs().contains(secret), "the signing secret is logged");
+    if let Some(path) = app.db.url().strip_prefix("sqlite://") {
+        for suffix in ["", "-wal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                let hay = String::from_utf8_lossy(&bytes);
+                assert!(
+                    !hay.contains(secret),
+                    "signing secret in clear in {path}{suffix}"
+                );
+            }
+        }
+    }
 }
 
 fn op_name(app: &TestApp) -> String {
