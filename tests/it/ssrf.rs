@@ -288,3 +288,40 @@ async fn redirects_are_not_followed_and_outcomes_are_coarse() {
     assert_eq!(redirecting.all().len(), 1);
     assert!(target.all().is_empty(), "the redirect was not followed");
 }
+
+/// A receiver that announces a 10 MB answer, sends 64 KiB and then stalls: Latchkey
+/// reads a few KiB, counts the 200, and does not wait for the rest (or time out).
+#[tokio::test]
+async fn only_a_few_kib_of_an_answer_are_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = sock.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 10000000\r\n\r\n";
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&vec![b'x'; 64 * 1024]).await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let app = spawn_app_with(fast_postbacks()).await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Chatty", "").await;
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let (plain, _) = hooked_key(&admin, cid, "chatty", &url).await;
+    let kid = key_id_of(&plain);
+    let started = Instant::now();
+    loop {
+        let page = admin.get(&format!("/keys/{kid}")).await.body;
+        if page.contains("HTTP 200") {
+            break;
+        }
+        assert!(!page.contains("Timed out"), "the whole answer was awaited");
+        assert!(started.elapsed() < Duration::from_secs(5), "not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
