@@ -227,7 +227,7 @@ fn generate(plan: Plan, main_id: i64, others: &[i64], tx: &mpsc::SyncSender<Stri
         // expiry-notice worker would otherwise update them (and queue deliveries) while
         // it is being measured.
         let postback = if r % 7 == 0 && r % 10 != 0 {
-            "'https://hooks.example.com/latchkey'"
+            "'http://127.0.0.1:9/latchkey'"
         } else {
             "NULL"
         };

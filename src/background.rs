@@ -22,7 +22,8 @@ pub fn spawn_change_poller(state: Data<AppState>, every: Duration, expiry_scan_e
             }
         };
         let mut ticker = actix_web::rt::time::interval(every);
-        let mut last_prune = Instant::now();
+        // Pruning also runs at once, then every ten minutes.
+        let mut last_prune: Option<Instant> = None;
         // The first scan runs at once.
         let mut last_expiry_scan: Option<Instant> = None;
         loop {
@@ -31,8 +32,8 @@ pub fn spawn_change_poller(state: Data<AppState>, every: Duration, expiry_scan_e
                 last_expiry_scan = Some(Instant::now());
                 expiry_and_slots(&state).await;
             }
-            if last_prune.elapsed() >= Duration::from_secs(600) {
-                last_prune = Instant::now();
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
+                last_prune = Some(Instant::now());
                 prune(&state).await;
             }
             let (since, origin) = (last_seen, state.instance.clone());
@@ -62,12 +63,16 @@ async fn expiry_and_slots(state: &AppState) {
 /// throttling window needs, and sessions past their end (refused already; this only
 /// frees the rows).
 async fn prune(state: &AppState) {
-    let pruned = db::run(&state.pool, |c| {
+    let keep = time::Duration::days(state.settings.postback_keep_days);
+    let pruned = db::run(&state.pool, move |c| {
         let now = db::now();
         let changes = db::changes::prune(c, now - time::Duration::hours(1))?;
         let attempts = db::login_attempts::prune(c, now - time::Duration::days(1))?;
         let sessions = db::sessions::delete_expired(c)?;
-        Ok(changes + attempts + sessions)
+        // Delivered POSTbacks after LATCHKEY_POSTBACK_KEEP_DAYS; retired signing secrets.
+        let events = db::outbox::prune(c, now - keep)?;
+        let secrets = db::postback_secrets::prune(c)?;
+        Ok(changes + attempts + sessions + events + secrets)
     })
     .await;
     if let Err(e) = pruned {

@@ -118,10 +118,33 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
-    /// Secret that signs POSTback events (receivers check the signature with it).
-    /// Defaults to one derived from LATCHKEY_SESSION_SECRET.
+    /// Server secret that encrypts each key's POSTback signing secret at rest.
+    /// Defaults to one derived from LATCHKEY_SESSION_SECRET; changing it makes the
+    /// stored signing secrets unreadable (roll them from each key's page).
     #[arg(long, env = "LATCHKEY_POSTBACK_SECRET", global = true)]
     pub postback_secret: Option<Secret>,
+    /// Internal networks POSTbacks may reach on purpose (comma-separated CIDRs, e.g.
+    /// `10.1.2.0/24`). Without it loopback, private, link-local and other internal
+    /// addresses are refused when a URL is saved and when an event is delivered.
+    #[arg(
+        long,
+        env = "LATCHKEY_POSTBACK_ALLOW",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub postback_allow: Vec<IpNetwork>,
+    /// Days delivered POSTback events are kept (shown on the key page) before pruning.
+    #[arg(long, env = "LATCHKEY_POSTBACK_KEEP_DAYS", default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650), global = true)]
+    pub postback_keep_days: i64,
+    /// Deliveries in flight at once, per instance.
+    #[arg(long, env = "LATCHKEY_POSTBACK_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024), global = true)]
+    pub postback_concurrency: u32,
+    /// Deliveries in flight at once to one receiver (host and port), per instance.
+    #[arg(long, env = "LATCHKEY_POSTBACK_PER_HOST", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256), global = true)]
+    pub postback_per_host: u32,
+    /// Total time one delivery may take, in milliseconds (at most 10 s).
+    #[arg(long, env = "LATCHKEY_POSTBACK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=10_000), global = true)]
+    pub postback_timeout_ms: u64,
     /// How often the POSTback worker looks for due events, in milliseconds.
     #[arg(
         long,
@@ -212,6 +235,11 @@ impl Settings {
             return Err("LATCHKEY_SCOPES: each scope is one word, separated by commas".into());
         }
         Ok(())
+    }
+
+    /// Where POSTbacks may go.
+    pub fn receiver_policy(&self) -> crate::domain::receiver::Policy {
+        crate::domain::receiver::Policy::new(self.postback_allow.clone())
     }
 
     /// Settings for a test or an embedding program: defaults, a given database.

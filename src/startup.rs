@@ -13,6 +13,7 @@ use actix_web::{App, HttpServer, web};
 use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::domain::password;
+use crate::domain::webhook::Sealer;
 use crate::routes::{self, CookieSettings};
 use crate::state::AppState;
 use crate::usage::{self, UsageRecorder};
@@ -64,15 +65,15 @@ impl Application {
             Duration::from_millis(settings.usage_flush_ms.max(10)),
         );
         let poll = Duration::from_millis(settings.postback_poll_ms.max(10));
-        postback::spawn_worker(
-            pool.clone(),
-            postback_signer(&settings),
-            postback::WorkerConfig {
-                poll,
-                retry_base: Duration::from_millis(settings.postback_retry_ms.max(1)),
-                give_up_after: time::Duration::days(1),
-            },
-        );
+        let worker = postback::WorkerConfig {
+            poll,
+            retry_base: Duration::from_millis(settings.postback_retry_ms.max(1)),
+            give_up_after: time::Duration::days(1),
+            concurrency: settings.postback_concurrency as usize,
+            per_host: settings.postback_per_host as usize,
+            timeout: Duration::from_millis(settings.postback_timeout_ms.min(10_000)),
+        };
+        let sealer = postback_sealer(&settings);
         let state = web::Data::new(AppState {
             instance: crate::domain::secret::random_token(16),
             pool: pool.clone(),
@@ -81,7 +82,10 @@ impl Application {
             settings: Arc::new(settings),
             usage: usage.clone(),
             metrics: Arc::default(),
+            sealer,
+            postback_wake: Arc::default(),
         });
+        postback::spawn_worker(state.clone(), worker);
         // Expiring keys are looked for every 60 POSTback polls (a minute by default).
         background::spawn_change_poller(state.clone(), Duration::from_millis(500), poll * 60);
 
@@ -181,17 +185,18 @@ fn session_key(settings: &Settings) -> Result<Key, StartupError> {
     }
 }
 
-/// The POSTback signing secret: its own setting, else derived from the session
-/// secret (so several instances agree), else random for this process.
-fn postback_signer(settings: &Settings) -> postback::Signer {
+/// What seals the keys' POSTback signing secrets at rest: its own setting, else
+/// derived from the session secret (so several instances agree), else random for this
+/// process (then stored signing secrets are unreadable after a restart).
+fn postback_sealer(settings: &Settings) -> Sealer {
     match (&settings.postback_secret, &settings.session_secret) {
-        (Some(s), _) => postback::Signer::from_secret(s.expose()),
-        (None, Some(s)) => postback::Signer::from_secret(&format!("postback:{}", s.expose())),
+        (Some(s), _) => Sealer::from_server_secret(s.expose()),
+        (None, Some(s)) => Sealer::from_server_secret(&format!("postback:{}", s.expose())),
         (None, None) => {
             tracing::warn!(
-                "LATCHKEY_POSTBACK_SECRET is not set: POSTback signatures change at every restart"
+                "neither LATCHKEY_POSTBACK_SECRET nor LATCHKEY_SESSION_SECRET is set: POSTback signing secrets cannot be read after a restart"
             );
-            postback::Signer::from_secret(&crate::domain::secret::random_token(40))
+            Sealer::from_server_secret(&crate::domain::secret::random_token(40))
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::counts::FilterCounts;
 use crate::db::Pool;
 use crate::db::changes::Change;
+use crate::domain::webhook::Sealer;
 use crate::metrics::Metrics;
 use crate::usage::UsageRecorder;
 use crate::verification::KeyCache;
@@ -21,6 +22,10 @@ pub struct AppState {
     pub counts: Arc<FilterCounts>,
     pub usage: Arc<UsageRecorder>,
     pub metrics: Arc<Metrics>,
+    /// Seals and opens the keys' POSTback signing secrets.
+    pub sealer: Sealer,
+    /// Wakes this instance's POSTback worker when an event is queued.
+    pub postback_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

@@ -16,6 +16,9 @@ use crate::db::users::User;
 use crate::db::{DbConnection, DbResult, outbox};
 use crate::domain::clock::{format_time, iso_time};
 use crate::domain::role::Role;
+use crate::domain::secret::random_base62;
+
+use super::key_text::{describe, diff};
 
 /// Everything that can happen, with what the audit line and the event need.
 pub enum Event<'a> {
@@ -51,6 +54,29 @@ pub enum Event<'a> {
         channel: &'a str,
     },
     KeyExpiring {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    /// A person asked for a test event ("Send test event").
+    PostbackTest {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    /// A person queued one delivery again ("Resend").
+    PostbackResent {
+        key: &'a ApiKey,
+        channel: &'a str,
+        event_type: &'a str,
+    },
+    /// The signing secret was rolled; the old one signs until `overlap_ends`.
+    PostbackSecretRolled {
+        key: &'a ApiKey,
+        channel: &'a str,
+        overlap_ends: time::PrimitiveDateTime,
+    },
+    /// A receiver answered 410 Gone: the key's POSTback is off (`before` had the URL).
+    PostbackGone {
+        before: &'a ApiKey,
         key: &'a ApiKey,
         channel: &'a str,
     },
@@ -101,6 +127,10 @@ pub const ACTIONS: &[&str] = &[
     "key.delete",
     "key.roll",
     "key.expiring",
+    "key.postback_test",
+    "key.postback_resend",
+    "key.postback_secret",
+    "key.postback_off",
     "user.create",
     "user.role",
     "user.disable",
@@ -114,6 +144,7 @@ pub struct Recorder {
     /// The instance that records (its change poller skips its own changes).
     origin: String,
     changes: Vec<Change>,
+    queued: bool,
 }
 
 impl Recorder {
@@ -122,6 +153,7 @@ impl Recorder {
             who,
             origin: String::new(),
             changes: Vec::new(),
+            queued: false,
         }
     }
 
@@ -130,6 +162,11 @@ impl Recorder {
             origin: origin.to_owned(),
             ..Recorder::new(who)
         }
+    }
+
+    /// Whether a POSTback event was queued (the worker is woken after the commit).
+    pub fn queued(&self) -> bool {
+        self.queued
     }
 
     pub fn into_changes(self) -> Vec<Change> {
@@ -146,7 +183,18 @@ impl Recorder {
         if let Some((key, channel, event_type)) = event.postback() {
             if let Some(url) = &key.postback_url {
                 let payload = postback_payload(key, channel, event_type);
-                outbox::enqueue(conn, key.id, event_type, url, &payload)?;
+                outbox::enqueue(
+                    conn,
+                    &outbox::NewEvent {
+                        api_key_id: key.id,
+                        event_type,
+                        url,
+                        payload: &payload,
+                        msg_id: &format!("msg_{}", random_base62(27)),
+                        host: &receiver_host(url),
+                    },
+                )?;
+                self.queued = true;
             }
         }
         Ok(())
@@ -238,6 +286,48 @@ impl<'a> Event<'a> {
                     key.expires_at.map_or_else(String::new, format_time)
                 ),
             ),
+            Event::PostbackTest { key, channel } => key_line(
+                "key.postback_test",
+                key,
+                channel,
+                "queued a POSTback test event".into(),
+            ),
+            Event::PostbackResent {
+                key,
+                channel,
+                event_type,
+            } => key_line(
+                "key.postback_resend",
+                key,
+                channel,
+                format!("queued the {event_type} POSTback again"),
+            ),
+            Event::PostbackSecretRolled {
+                key,
+                channel,
+                overlap_ends,
+            } => key_line(
+                "key.postback_secret",
+                key,
+                channel,
+                format!(
+                    "rolled the POSTback signing secret; the old one also signs until {}",
+                    format_time(overlap_ends)
+                ),
+            ),
+            Event::PostbackGone {
+                before,
+                key,
+                channel,
+            } => key_line(
+                "key.postback_off",
+                key,
+                channel,
+                format!(
+                    "POSTback turned off: {} answered 410 Gone",
+                    before.postback_url.as_deref().unwrap_or("the receiver")
+                ),
+            ),
             Event::ChannelCreated { channel } => audit::Event {
                 action: "channel.create",
                 channel_id: Some(channel.id),
@@ -299,6 +389,7 @@ impl<'a> Event<'a> {
             | Event::KeyDeactivated { key: k, .. }
             | Event::KeyDeleted { key: k, .. } => vec![key(k)],
             Event::KeyUpdated { after, .. } | Event::KeyRenamed { after, .. } => vec![key(after)],
+            Event::PostbackGone { key: k, .. } => vec![key(k)],
             Event::KeyRolled { old, new, .. } => vec![key(old), key(new)],
             // Verification answers carry the channel's name.
             Event::ChannelUpdated { before, after } if before.name != after.name => {
@@ -320,22 +411,26 @@ impl<'a> Event<'a> {
             Event::KeyDeleted { key, channel } => (key, channel, "key.deleted"),
             Event::KeyRolled { old, channel, .. } => (old, channel, "key.rolled"),
             Event::KeyExpiring { key, channel } => (key, channel, "key.expiring"),
+            Event::PostbackTest { key, channel } => (key, channel, "key.test"),
             _ => return None,
         })
     }
 }
 
+/// The Standard Webhooks payload: `{"type", "timestamp", "data"}`; `data` is the key
+/// as the API shows it, never the key itself.
 fn postback_payload(key: &ApiKey, channel: &str, event_type: &str) -> String {
+    let now = crate::db::now();
     serde_json::json!({
         "type": event_type,
-        "created_at": iso_time(crate::db::now()),
-        "key": {
+        "timestamp": iso_time(now),
+        "data": {
             "key_id": key.key_id,
             "name": key.name,
             "channel_id": key.channel_id,
             "channel": channel,
             "enabled": key.enabled,
-            "status": key.status(crate::db::now()).as_str(),
+            "status": key.status(now).as_str(),
             "scopes": key.scope_list(),
             "expires_at": key.expires_at.map(iso_time),
             "roll_ends_at": key.roll_ends_at.map(iso_time),
@@ -345,73 +440,17 @@ fn postback_payload(key: &ApiKey, channel: &str, event_type: &str) -> String {
     .to_string()
 }
 
+/// `host:port` of a receiver: the unit of the per-host cap on concurrent deliveries.
+fn receiver_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_ascii_lowercase();
+            Some(format!("{host}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_default()
+}
+
 fn limit_text(limit: Option<i64>) -> String {
     limit.map_or_else(|| "default".to_owned(), |n| n.to_string())
-}
-
-fn describe(k: &ApiKey) -> String {
-    let scopes = k.scope_list();
-    let mut parts = vec![format!(
-        "scopes: {}",
-        if scopes.is_empty() {
-            "none".into()
-        } else {
-            scopes.join(", ")
-        }
-    )];
-    parts.push(format!(
-        "expires: {}",
-        k.expires_at.map_or_else(|| "never".to_owned(), format_time)
-    ));
-    if !k.allowed_cidrs.is_empty() {
-        parts.push(format!("allowed networks: {}", k.allowed_cidrs));
-    }
-    if k.off_the_record {
-        parts.push("off the record".into());
-    }
-    if !k.enabled {
-        parts.push("inactive".into());
-    }
-    parts.join("; ")
-}
-
-fn diff(a: &ApiKey, b: &ApiKey) -> Vec<String> {
-    let mut out = Vec::new();
-    if a.name != b.name {
-        out.push(format!("name \"{}\" → \"{}\"", a.name, b.name));
-    }
-    if a.description != b.description {
-        out.push("description changed".into());
-    }
-    if a.scopes != b.scopes {
-        out.push(format!("scopes \"{}\" → \"{}\"", a.scopes, b.scopes));
-    }
-    if a.allowed_cidrs != b.allowed_cidrs {
-        out.push(format!(
-            "allowed networks \"{}\" → \"{}\"",
-            a.allowed_cidrs, b.allowed_cidrs
-        ));
-    }
-    if a.postback_url != b.postback_url {
-        out.push("POSTback URL changed".into());
-    }
-    if a.off_the_record != b.off_the_record {
-        out.push(format!(
-            "off the record {} → {}",
-            a.off_the_record, b.off_the_record
-        ));
-    }
-    if a.enabled != b.enabled {
-        out.push(if b.enabled {
-            "activated".into()
-        } else {
-            "deactivated".into()
-        });
-    }
-    if a.expires_at != b.expires_at {
-        let f =
-            |t: Option<time::PrimitiveDateTime>| t.map_or_else(|| "never".to_owned(), format_time);
-        out.push(format!("expiry {} → {}", f(a.expires_at), f(b.expires_at)));
-    }
-    out
 }

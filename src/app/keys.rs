@@ -10,6 +10,7 @@ use crate::domain::key::PlainKey;
 use crate::domain::key_settings::KeySettings;
 use crate::domain::list::{Filter, ListQuery, Within};
 use crate::domain::role::Action;
+use crate::domain::webhook::SigningSecret;
 use crate::state::AppState;
 
 use super::actor::Actor;
@@ -26,7 +27,7 @@ pub fn load_channel(conn: &mut DbConnection, actor: &Actor, id: i64) -> AppResul
 }
 
 /// Loads a key (locked for writing when `lock`) and its channel, if within reach.
-fn load_key(
+pub(super) fn load_key(
     conn: &mut DbConnection,
     actor: &Actor,
     key_id: &str,
@@ -123,13 +124,21 @@ pub async fn list_page(
     Ok(page)
 }
 
-/// A new key with `settings` in the channel; its plaintext is returned once.
+/// A new key: its plaintext and, when it has a POSTback URL, its signing secret are
+/// returned once.
+pub struct Created {
+    pub key: ApiKey,
+    pub plain: PlainKey,
+    pub postback_secret: Option<SigningSecret>,
+}
+
+/// A new key with `settings` in the channel.
 pub async fn create(
     state: &AppState,
     actor: &Actor,
     channel_id: i64,
     settings: KeySettings,
-) -> AppResult<(ApiKey, PlainKey)> {
+) -> AppResult<Created> {
     actor.require(Action::CreateKey)?;
     actor.require_scope(SCOPE_WRITE)?;
     if let Actor::Key(k) = actor {
@@ -139,7 +148,8 @@ pub async fn create(
     let hash = plain.hash();
     let default_limit = state.settings.max_keys_per_channel;
     let (a, created_by) = (actor.clone(), actor.who().name);
-    let key = write(state, actor, move |c, events| {
+    let sealer = state.sealer.clone();
+    let (key, postback_secret) = write(state, actor, move |c, events| {
         let channel = load_channel(c, &a, channel_id)?;
         if !keys::reserve_slot(c, channel.id, default_limit)? {
             return Err(limit_reached(&channel, default_limit));
@@ -155,6 +165,7 @@ pub async fn create(
                 deactivated_by_person: false,
             },
         )?;
+        let secret = super::signing::ensure_secret(c, &sealer, &key)?;
         events.emit(
             c,
             Event::KeyCreated {
@@ -162,10 +173,14 @@ pub async fn create(
                 channel: &channel.name,
             },
         )?;
-        Ok(key)
+        Ok((key, secret))
     })
     .await?;
-    Ok((key, plain))
+    Ok(Created {
+        key,
+        plain,
+        postback_secret,
+    })
 }
 
 /// Whether a key that is to be `active` (or not) stays marked as deactivated by a
@@ -196,17 +211,18 @@ pub fn limit_reached(channel: &Channel, default_limit: i64) -> Error {
 /// What every change of one existing key shares: the person's role and the key's scope,
 /// then, in one transaction, the key locked and within reach, handed to `f` for its own
 /// checks, write and event.
-async fn change_key<F>(
+async fn change_key<T, F>(
     state: &AppState,
     actor: &Actor,
     key_id: String,
     action: Action,
     f: F,
-) -> AppResult<ApiKey>
+) -> AppResult<T>
 where
-    F: FnOnce(&mut DbConnection, &mut Recorder, &Actor, ApiKey, &str) -> AppResult<ApiKey>
+    F: FnOnce(&mut DbConnection, &mut Recorder, &Actor, ApiKey, &str) -> AppResult<T>
         + Send
         + 'static,
+    T: Send + 'static,
 {
     actor.require(action)?;
     actor.require_scope(SCOPE_WRITE)?;
@@ -218,13 +234,15 @@ where
     .await
 }
 
-/// Replaces every setting of a key (not the key itself).
+/// Replaces every setting of a key (not the key itself). A key that gets its first
+/// POSTback URL gets a signing secret, returned once.
 pub async fn update(
     state: &AppState,
     actor: &Actor,
     key_id: String,
     settings: KeySettings,
-) -> AppResult<ApiKey> {
+) -> AppResult<(ApiKey, Option<SigningSecret>)> {
+    let sealer = state.sealer.clone();
     change_key(
         state,
         actor,
@@ -243,13 +261,14 @@ pub async fn update(
             }
             let by_person = person_deactivated(&before, settings.enabled, a.is_person());
             let after = keys::update_settings(c, before.id, &settings, by_person)?;
+            let secret = super::signing::ensure_secret(c, &sealer, &after)?;
             let event = Event::KeyUpdated {
                 before: &before,
                 after: &after,
                 channel,
             };
             events.emit(c, event)?;
-            Ok(after)
+            Ok((after, secret))
         },
     )
     .await

@@ -15,11 +15,14 @@ pub mod audit;
 pub mod channels;
 pub mod error;
 pub mod events;
+pub mod key_text;
 pub mod keys;
 pub mod notices;
 pub mod policy;
+pub mod postback;
 pub mod roll;
 pub mod run;
+pub mod signing;
 pub mod usage;
 pub mod users;
 

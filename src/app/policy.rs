@@ -176,6 +176,13 @@ pub fn may_update(caller: &CachedKey, target: &ApiKey, new: &KeySettings) -> Res
     Ok(())
 }
 
+/// Rolling the POSTback signing secret of `target`, or sending or resending its events:
+/// POSTback management, like changing the URL, needs `keys:admin`.
+pub fn may_manage_postback(caller: &CachedKey, target: &ApiKey) -> Result<(), Refusal> {
+    may_change(caller, target)?;
+    require_admin(caller, "Managing POSTbacks")
+}
+
 /// Rolling `target` (its successor is shown to the caller: a takeover if allowed freely).
 pub fn may_roll(caller: &CachedKey, target: &ApiKey) -> Result<(), Refusal> {
     may_change(caller, target)?;

@@ -83,6 +83,8 @@ pub async fn roll(
                 deactivated_by_person: before.deactivated_by_person,
             },
         )?;
+        // The successor signs its POSTbacks with the same secrets: receivers need no change.
+        crate::db::postback_secrets::copy(c, before.id, new.id)?;
         events.emit(
             c,
             Event::KeyRolled {

@@ -18,16 +18,20 @@ where
 {
     let who = actor.who();
     let origin = state.instance.clone();
-    let (value, changes) = db::run_with(&state.pool, move |c| {
+    let (value, changes, queued) = db::run_with(&state.pool, move |c| {
         c.transaction(|c| {
             db::begin_write(c)?;
             let mut recorder = events::Recorder::from_instance(who, &origin);
             let value = f(c, &mut recorder)?;
-            Ok::<_, Error>((value, recorder.into_changes()))
+            let queued = recorder.queued();
+            Ok::<_, Error>((value, recorder.into_changes(), queued))
         })
     })
     .await?;
     state.forget(&changes);
+    if queued {
+        state.postback_wake.notify_one();
+    }
     Ok(value)
 }
 

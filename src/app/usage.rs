@@ -20,6 +20,8 @@ pub struct Activity {
     /// `(YYYY-MM-DD HH, count)` for the last 30 days.
     pub hourly: Vec<(String, i64)>,
     pub deliveries: Vec<OutboxRow>,
+    /// During a signing-secret roll: until when the previous secret also signs.
+    pub secret_overlap_ends: Option<time::PrimitiveDateTime>,
 }
 
 pub async fn key_activity(
@@ -48,6 +50,7 @@ pub async fn key_activity(
             more,
             hourly: usage::hourly_counts(c, id, since)?,
             deliveries: outbox::recent_for_key(c, id, 20)?,
+            secret_overlap_ends: crate::db::postback_secrets::overlap_ends(c, id)?,
         })
     })
     .await?;

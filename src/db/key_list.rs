@@ -31,6 +31,7 @@ fn filtered<'a>(within: Within, filter: &Filter, risk: Option<Risk>) -> Boxed<'a
         Some(Risk::ExpiringSoon) => q
             .filter(api_keys::expires_at.gt(t))
             .filter(api_keys::expires_at.le(t + time::Duration::days(7))),
+        Some(Risk::PostbackOff) => q.filter(api_keys::postback_gone_at.is_not_null()),
     };
     match within {
         Within::Channel(c) => q = q.filter(api_keys::channel_id.eq(c)),

@@ -46,6 +46,7 @@ pub struct ApiKey {
     pub expiry_notice_sent_at: Option<PrimitiveDateTime>,
     pub deactivated_by_person: bool,
     pub holds_slot: bool,
+    pub postback_gone_at: Option<PrimitiveDateTime>,
 }
 
 impl ApiKey {
@@ -251,13 +252,46 @@ pub fn lock(conn: &mut DbConnection, key_id: &str) -> DbResult<Option<ApiKey>> {
     find_by_key_id(conn, key_id)
 }
 
-/// Replaces every setting of a key (not the key itself).
+/// A key by its row id, locked for writing.
+pub fn lock_by_id(conn: &mut DbConnection, id: i64) -> DbResult<Option<ApiKey>> {
+    let locked = diesel::update(api_keys::table.find(id))
+        .set(api_keys::id.eq(api_keys::id))
+        .execute(conn)?;
+    if locked == 0 {
+        return Ok(None);
+    }
+    Ok(api_keys::table
+        .find(id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A receiver answered 410 Gone: the POSTback is off until someone sets a URL again.
+pub fn turn_off_postback(conn: &mut DbConnection, id: i64) -> DbResult<ApiKey> {
+    Ok(diesel::update(api_keys::table.find(id))
+        .set((
+            api_keys::postback_url.eq(None::<String>),
+            api_keys::postback_gone_at.eq(Some(now())),
+            api_keys::updated_at.eq(now()),
+        ))
+        .returning(api_keys::all_columns)
+        .get_result(conn)?)
+}
+
+/// Replaces every setting of a key (not the key itself). Setting a POSTback URL turns
+/// POSTbacks back on after a 410.
 pub fn update_settings(
     conn: &mut DbConnection,
     id: i64,
     s: &KeySettings,
     deactivated_by_person: bool,
 ) -> DbResult<ApiKey> {
+    if s.postback_url.is_some() {
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::postback_gone_at.eq(None::<PrimitiveDateTime>))
+            .execute(conn)?;
+    }
     Ok(diesel::update(api_keys::table.find(id))
         .set((
             SettingsColumns::of(s),

@@ -16,6 +16,7 @@ pub mod key_list;
 pub mod keys;
 pub mod login_attempts;
 pub mod outbox;
+pub mod postback_secrets;
 pub mod schema;
 pub mod sessions;
 pub mod usage;

@@ -68,6 +68,7 @@ diesel::table! {
         expiry_notice_sent_at -> Nullable<Timestamp>,
         deactivated_by_person -> Bool,
         holds_slot -> Bool,
+        postback_gone_at -> Nullable<Timestamp>,
     }
 }
 
@@ -112,9 +113,21 @@ diesel::table! {
         attempts -> Integer,
         delivered_at -> Nullable<Timestamp>,
         last_status -> Nullable<Integer>,
-        last_error -> Nullable<Text>,
+        last_outcome -> Nullable<Text>,
         locked_until -> Nullable<Timestamp>,
         locked_by -> Nullable<Text>,
+        msg_id -> Text,
+        host -> Text,
+    }
+}
+
+diesel::table! {
+    postback_secrets (id) {
+        id -> BigInt,
+        api_key_id -> BigInt,
+        sealed -> Text,
+        created_at -> Timestamp,
+        retires_at -> Nullable<Timestamp>,
     }
 }
 
@@ -148,6 +161,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     request_log,
     outbox,
+    postback_secrets,
     key_changes,
     login_attempts,
 );

@@ -5,6 +5,8 @@
 
 use ipnetwork::IpNetwork;
 use time::PrimitiveDateTime;
+
+use crate::domain::receiver::Policy;
 use time::macros::format_description;
 
 pub const NAME_MAX: usize = 100;
@@ -113,6 +115,7 @@ impl KeyInput {
         allowed_scopes: &[String],
         now: PrimitiveDateTime,
         existing_expiry: Option<PrimitiveDateTime>,
+        receivers: &Policy,
     ) -> Result<KeySettings, KeyErrors> {
         let mut errors = KeyErrors::default();
         let name = parse_name(&self.name)
@@ -158,7 +161,7 @@ impl KeyInput {
                 .cidrs
                 .push(Some(format!("Use at most {CIDRS_MAX} networks.")));
         }
-        let postback_url = parse_postback_url(&self.postback_url)
+        let postback_url = parse_postback_url(&self.postback_url, receivers)
             .map_err(|e| errors.postback_url = Some(e))
             .ok();
         if !errors.is_empty() {
@@ -265,7 +268,8 @@ pub fn parse_cidr(input: &str) -> Result<IpNetwork, String> {
     Ok(normal)
 }
 
-pub fn parse_postback_url(input: &str) -> Result<Option<String>, String> {
+/// A receiver's URL: http(s), a valid host, and nothing internal ([`crate::domain::receiver`]).
+pub fn parse_postback_url(input: &str, receivers: &Policy) -> Result<Option<String>, String> {
     let s = input.trim();
     if s.is_empty() {
         return Ok(None);
@@ -299,6 +303,7 @@ pub fn parse_postback_url(input: &str) -> Result<Option<String>, String> {
     {
         return Err("The host of this URL is not valid.".into());
     }
+    crate::domain::receiver::check_url(s, receivers)?;
     Ok(Some(s.to_owned()))
 }
 
@@ -323,7 +328,9 @@ mod tests {
 
     #[test]
     fn a_minimal_key_is_valid() {
-        let s = input().parse(&scopes(), NOW, None).unwrap();
+        let s = input()
+            .parse(&scopes(), NOW, None, &Policy::default())
+            .unwrap();
         assert_eq!(s.name, "Billing");
         assert_eq!(s.description, None);
         assert!(s.cidrs.is_empty());
@@ -341,7 +348,9 @@ mod tests {
             postback_url: "ftp://example.com".into(),
             ..KeyInput::default()
         };
-        let e = bad.parse(&scopes(), NOW, None).unwrap_err();
+        let e = bad
+            .parse(&scopes(), NOW, None, &Policy::default())
+            .unwrap_err();
         assert!(e.name.is_some());
         assert!(e.description.is_some());
         assert!(e.expires_at.unwrap().contains("future"));
@@ -387,18 +396,28 @@ mod tests {
 
     #[test]
     fn postback_urls_must_be_http_or_https_with_a_host() {
+        let none = Policy::default();
+        let loopback = Policy::new(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ]);
         assert!(
-            parse_postback_url("https://example.com/hook")
+            parse_postback_url("https://example.com/hook", &none)
                 .unwrap()
                 .is_some()
         );
         assert!(
-            parse_postback_url("http://127.0.0.1:9000/x?y=1")
+            parse_postback_url("http://127.0.0.1:9000/x?y=1", &loopback)
                 .unwrap()
                 .is_some()
         );
-        assert!(parse_postback_url("https://[::1]:8443/").unwrap().is_some());
-        assert_eq!(parse_postback_url("").unwrap(), None);
+        assert!(parse_postback_url("http://127.0.0.1:9000/x?y=1", &none).is_err());
+        assert!(
+            parse_postback_url("https://[::1]:8443/", &loopback)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(parse_postback_url("", &none).unwrap(), None);
         for bad in [
             "javascript:alert(1)",
             "https://",
@@ -407,7 +426,7 @@ mod tests {
             "https://exa mple.com",
             "https://<x>/",
         ] {
-            assert!(parse_postback_url(bad).is_err(), "{bad}");
+            assert!(parse_postback_url(bad, &loopback).is_err(), "{bad}");
         }
     }
 
@@ -418,7 +437,9 @@ mod tests {
             ..input()
         };
         assert_eq!(
-            i.parse(&scopes(), NOW, None).unwrap().scopes,
+            i.parse(&scopes(), NOW, None, &Policy::default())
+                .unwrap()
+                .scopes,
             vec!["keys:read", "verify"]
         );
     }
@@ -440,7 +461,8 @@ mod tests {
             ..input()
         };
         assert!(
-            i.parse(&scopes(), NOW, Some(past)).is_ok(),
+            i.parse(&scopes(), NOW, Some(past), &Policy::default())
+                .is_ok(),
             "editing other fields of an expired key works"
         );
     }

@@ -129,14 +129,17 @@ pub enum Risk {
     NoNetworkLimit,
     /// Expiring within 7 days.
     ExpiringSoon,
+    /// POSTback turned off because its receiver answered 410 Gone.
+    PostbackOff,
 }
 
 impl Risk {
-    pub const ALL: [Risk; 4] = [
+    pub const ALL: [Risk; 5] = [
         Risk::NeverExpires,
         Risk::Idle,
         Risk::NoNetworkLimit,
         Risk::ExpiringSoon,
+        Risk::PostbackOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +148,7 @@ impl Risk {
             Risk::Idle => "idle",
             Risk::NoNetworkLimit => "no-network-limit",
             Risk::ExpiringSoon => "expiring",
+            Risk::PostbackOff => "postback-off",
         }
     }
 
@@ -158,6 +162,7 @@ impl Risk {
             Risk::Idle => "Keys idle for 90 days or never used",
             Risk::NoNetworkLimit => "Keys usable from any address",
             Risk::ExpiringSoon => "Keys expiring within 7 days",
+            Risk::PostbackOff => "Keys whose POSTback was turned off",
         }
     }
 }

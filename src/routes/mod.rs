@@ -123,6 +123,14 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/keys/{key_id}", web::patch().to(api::update_key))
         .route("/keys/{key_id}", web::delete().to(api::delete_key))
         .route("/keys/{key_id}/roll", web::post().to(api::roll_key))
+        .route(
+            "/keys/{key_id}/postback/secret",
+            web::post().to(api::roll_postback_secret),
+        )
+        .route(
+            "/keys/{key_id}/postback/test",
+            web::post().to(api::send_postback_test),
+        )
         .route("/keys/{key_id}/{action}", web::post().to(api::set_active));
 }
 
@@ -169,6 +177,18 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
         .route(
             "/keys/{key_id}/confirm/{action}",
             web::get().to(keys::confirm_action),
+        )
+        .route(
+            "/keys/{key_id}/postback/secret",
+            web::post().to(keys::roll_postback_secret),
+        )
+        .route(
+            "/keys/{key_id}/postback/test",
+            web::post().to(keys::send_postback_test),
+        )
+        .route(
+            "/keys/{key_id}/deliveries/{id}/resend",
+            web::post().to(keys::resend_delivery),
         )
         .route("/keys/{key_id}/{action}", web::post().to(keys::act_on_key));
 }

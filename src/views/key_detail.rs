@@ -9,6 +9,7 @@ use super::keys::KeyPermissions;
 use super::{Shell, format_time};
 use crate::db::channels::Channel;
 use crate::db::keys::ApiKey;
+use crate::db::outbox::{NEVER, OutboxRow, Outcome};
 use crate::db::usage::{RequestRow, StatusFilter};
 use crate::domain::key::obfuscate;
 use crate::domain::status::KeyStatus;
@@ -166,46 +167,61 @@ impl RequestLog {
     }
 }
 
-/// One POSTback event of this key and how its delivery went.
+/// One POSTback event of this key and how its delivery went: a coarse outcome, never
+/// the HTTP client's error text (it would map the receiver's network).
 pub struct DeliveryRow {
+    pub id: i64,
     pub event: String,
     pub queued: String,
     pub attempts: i32,
     pub state: &'static str,
     pub state_class: &'static str,
     pub detail: String,
+    /// Not being sent right now, so it can be queued again.
+    pub resendable: bool,
 }
 
 impl DeliveryRow {
-    pub fn new(r: &crate::db::outbox::OutboxRow) -> Self {
-        let (state, state_class) = match (
-            r.delivered_at,
-            r.next_attempt_at >= crate::db::outbox::NEVER,
-        ) {
+    pub fn new(r: &OutboxRow, now: PrimitiveDateTime) -> Self {
+        let outcome = r.last_outcome.as_deref().and_then(Outcome::parse);
+        let (state, state_class) = match (r.delivered_at, r.next_attempt_at >= NEVER) {
             (Some(_), _) => ("Delivered", "badge-success"),
-            (None, true) => ("Gave up", "badge-danger"),
+            (None, true) => ("Failed", "badge-danger"),
             (None, false) if r.attempts == 0 => ("Queued", "badge"),
             (None, false) => ("Retrying", "badge-warn"),
         };
-        let detail = match (&r.delivered_at, &r.last_error) {
-            (Some(t), _) => format!(
-                "{} · HTTP {}",
-                format_time(*t),
-                r.last_status.unwrap_or(200)
-            ),
-            (None, Some(e)) if state == "Retrying" => {
-                format!("{e}; next try {}", format_time(r.next_attempt_at))
+        let status = r.last_status.unwrap_or(0);
+        let what = match outcome {
+            None => String::new(),
+            Some(Outcome::Delivered) => match r.delivered_at {
+                Some(t) => format!("{} · HTTP {status}", format_time(t)),
+                None => String::new(),
+            },
+            Some(Outcome::Refused) => "Refused by policy (internal address)".into(),
+            Some(Outcome::Http) => format!("Failed with HTTP {status}"),
+            Some(Outcome::TimedOut) => "Timed out".into(),
+            Some(Outcome::Failed) => "Failed: no answer".into(),
+            Some(Outcome::Gone) => "410 Gone: POSTback turned off".into(),
+            Some(Outcome::NoSecret) => {
+                "Not sent: the signing secret cannot be read (roll it)".into()
             }
-            (None, Some(e)) => e.clone(),
-            (None, None) => String::new(),
+        };
+        let detail = match state {
+            "Retrying" => format!("{what}; next try {}", format_time(r.next_attempt_at)),
+            "Failed" if outcome != Some(Outcome::Gone) => {
+                format!("{what}; gave up after a day")
+            }
+            _ => what,
         };
         DeliveryRow {
+            id: r.id,
             event: r.event_type.clone(),
             queued: format_time(r.created_at),
             attempts: r.attempts,
             state,
             state_class,
             detail,
+            resendable: r.locked_until.is_none_or(|t| t < now),
         }
     }
 }
@@ -236,6 +252,10 @@ pub struct KeyDetailPage {
     pub log: RequestLog,
     pub perms: KeyPermissions,
     pub deliveries: Vec<DeliveryRow>,
+    /// When a receiver answered 410 Gone and the POSTback was turned off.
+    pub postback_off: Option<String>,
+    /// During a signing-secret roll: until when the previous secret also signs.
+    pub secret_overlap_ends: Option<String>,
 }
 
 impl KeyDetailPage {
@@ -272,6 +292,8 @@ impl KeyDetailPage {
             log,
             perms,
             deliveries: Vec::new(),
+            postback_off: k.postback_gone_at.map(format_time),
+            secret_overlap_ends: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::domain::key::{PlainKey, obfuscate};
 use crate::domain::key_settings::{KeyErrors, KeyInput};
 use crate::domain::list::{Cursor, Dir, ListQuery, PAGE_SIZES, Sort};
 use crate::domain::status::KeyStatus;
+use crate::domain::webhook::SigningSecret;
 
 /// What the signed-in person may do here (decided by the handler from the role).
 #[derive(Debug, Clone, Copy)]
@@ -299,9 +300,23 @@ impl KeyForm {
 #[template(path = "partials/reveal.html")]
 pub struct Reveal<'a> {
     pub key: &'a PlainKey,
+    /// The POSTback signing secret, when the new key has a POSTback URL.
+    pub secret: Option<&'a SigningSecret>,
     pub name: String,
     pub done_href: String,
     pub in_modal: bool,
+}
+
+/// Shows a new POSTback signing secret once (first URL, or a roll).
+#[derive(Template)]
+#[template(path = "partials/secret_reveal.html")]
+pub struct SecretReveal<'a> {
+    pub s: &'a SigningSecret,
+    pub name: String,
+    pub done_href: String,
+    pub in_modal: bool,
+    /// After a roll: until when the previous secret also signs.
+    pub overlap_ends: Option<String>,
 }
 
 #[derive(Template)]

@@ -763,7 +763,9 @@ async fn the_request_log_pages_backwards_in_time() {
 
 #[tokio::test]
 async fn metrics_count_requests_verifications_and_the_outbox() {
-    let w = world().await;
+    let mut opts = fast_flush();
+    opts.env.extend(crate::fixtures::loopback_receivers().env);
+    let w = world_with(opts).await;
     let api = w.app.api(&w.verifier);
     let target = key(
         &w.admin,

@@ -16,7 +16,18 @@ use crate::helpers::{Browser, Json, TestApp};
 pub(crate) const ALL_SCOPES: &[&str] = &["keys:read", "keys:write", "keys:admin", "verify"];
 
 /// A POSTback receiver that is never reached: nothing listens on the discard port.
+/// Loopback is internal: the server must run with [`loopback_receivers`] to store it.
 pub(crate) const UNREACHABLE_HOOK: &str = "http://127.0.0.1:9/hook";
+
+/// Server options that allow POSTback receivers on loopback (and nowhere else internal).
+pub(crate) fn loopback_receivers() -> crate::helpers::Options {
+    crate::helpers::Options {
+        env: vec![(
+            "LATCHKEY_POSTBACK_ALLOW".into(),
+            crate::postback::LOOPBACK.into(),
+        )],
+    }
+}
 
 /// Creates a channel through the dashboard and returns its id.
 pub(crate) async fn channel(app: &TestApp, admin: &Browser, name: &str, limit: &str) -> i64 {
@@ -78,7 +89,12 @@ pub(crate) fn seed(app: &TestApp, channel_id: i64, names: impl IntoIterator<Item
             enabled: true,
             ..KeyInput::default()
         }
-        .parse(&["verify".into()], db::now(), None)
+        .parse(
+            &["verify".into()],
+            db::now(),
+            None,
+            &latchkey::domain::receiver::Policy::default(),
+        )
         .unwrap();
         let (plain, parts) = PlainKey::generate("lk");
         assert!(keys::reserve_slot(&mut conn, channel_id, 10).unwrap());

@@ -97,6 +97,7 @@ pub struct TestApp {
     pub stderr: Arc<Mutex<String>>,
 }
 
+#[derive(Clone, Default)]
 pub struct Options {
     pub env: Vec<(String, String)>,
 }

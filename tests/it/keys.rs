@@ -4,12 +4,15 @@ use latchkey::db::schema::{api_keys, audit_events, channels};
 use latchkey::domain::key::PlainKey;
 use latchkey::domain::role::Role;
 
-use crate::fixtures::{channel, generate, key_id_of, range_of, revealed, seed, stored};
-use crate::helpers::{TestApp, spawn_app};
+use crate::fixtures::{
+    UNREACHABLE_HOOK, channel, generate, key_id_of, loopback_receivers, range_of, revealed, seed,
+    stored,
+};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn an_operator_generates_a_key_that_is_shown_exactly_once() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(loopback_receivers()).await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Acme", "").await;
     let op = app.user(Role::Operator).await;
@@ -26,7 +29,7 @@ async fn an_operator_generates_a_key_that_is_shown_exactly_once() {
                 ("scopes", "keys:read"),
                 ("cidr", "203.0.113.0/24"),
                 ("cidr", "2001:db8::/32"),
-                ("postback_url", "https://example.com/hook"),
+                ("postback_url", UNREACHABLE_HOOK),
                 ("enabled", "on"),
             ],
         )
@@ -70,6 +73,25 @@ async fn an_operator_generates_a_key_that_is_shown_exactly_once() {
         !app.logs().contains(&plain[16..56]),
         "the key appears in the logs"
     );
+    // Its POSTback signing secret was in the same reveal, and is nowhere else either.
+    let secret = crate::postback::revealed_secret(&res.body);
+    let secret = &secret["whsec_".len()..];
+    let detail = op.get(&format!("/keys/{key_id}")).await;
+    for body in [&page.body, &fragment.body, &edit.body, &detail.body] {
+        assert!(!body.contains(secret), "the signing secret is shown again");
+    }
+    assert!(!app.logs().contains(secret), "the signing secret is logged");
+    if let Some(path) = app.db.url().strip_prefix("sqlite://") {
+        for suffix in ["", "-wal"] {
+            if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                let hay = String::from_utf8_lossy(&bytes);
+                assert!(
+                    !hay.contains(secret),
+                    "signing secret in clear in {path}{suffix}"
+                );
+            }
+        }
+    }
 }
 
 fn op_name(app: &TestApp) -> String {
@@ -445,6 +467,12 @@ fn disabled(body: &str, label: &str) -> bool {
     body.contains(&format!("disabled>{label}</button>"))
 }
 
+/// Whether a keys page lists the key named `name` (not merely a row id that starts
+/// with the same characters: row ids are `key-<random key id>`).
+fn shows(body: &str, name: &str) -> bool {
+    body.contains(&format!("Edit {name}\""))
+}
+
 #[tokio::test]
 async fn previous_and_next_walk_the_pages_and_are_disabled_at_the_ends() {
     let app = spawn_app().await;
@@ -455,26 +483,26 @@ async fn previous_and_next_walk_the_pages_and_are_disabled_at_the_ends() {
     assert_eq!(range_of(&first.body), "1–20 of 45");
     assert!(disabled(&first.body, "← Previous"));
     assert!(
-        first.body.contains("key-00")
-            && first.body.contains("key-19")
-            && !first.body.contains("key-20")
+        shows(&first.body, "key-00")
+            && shows(&first.body, "key-19")
+            && !shows(&first.body, "key-20")
     );
     let next = link(&first.body, "next").expect("a next link");
     let second = admin.get(&next).await;
     assert_eq!(range_of(&second.body), "21–40 of 45");
     assert!(
-        second.body.contains("key-20")
-            && second.body.contains("key-39")
-            && !second.body.contains("key-19")
+        shows(&second.body, "key-20")
+            && shows(&second.body, "key-39")
+            && !shows(&second.body, "key-19")
     );
     assert!(link(&second.body, "prev").is_some() && link(&second.body, "next").is_some());
     let third = admin.get(&link(&second.body, "next").unwrap()).await;
     assert_eq!(range_of(&third.body), "41–45 of 45");
     assert!(disabled(&third.body, "Next →"));
-    assert!(third.body.contains("key-44"));
+    assert!(shows(&third.body, "key-44"));
     let back = admin.get(&link(&third.body, "prev").unwrap()).await;
     assert_eq!(range_of(&back.body), "21–40 of 45");
-    assert!(back.body.contains("key-20") && back.body.contains("key-39"));
+    assert!(shows(&back.body, "key-20") && shows(&back.body, "key-39"));
     let start = admin.get(&link(&back.body, "prev").unwrap()).await;
     assert_eq!(range_of(&start.body), "1–20 of 45");
     assert!(disabled(&start.body, "← Previous"));
@@ -486,9 +514,9 @@ async fn previous_and_next_walk_the_pages_and_are_disabled_at_the_ends() {
         .get(&format!("/channels/{cid}/keys?size=10&sort=name&dir=desc"))
         .await;
     assert_eq!(range_of(&ten.body), "1–10 of 45");
-    let first_row = ten.body.find("key-44").unwrap();
-    assert!(first_row < ten.body.find("key-43").unwrap());
-    assert!(!ten.body.contains("key-34"));
+    let first_row = ten.body.find("Edit key-44\"").unwrap();
+    assert!(first_row < ten.body.find("Edit key-43\"").unwrap());
+    assert!(!shows(&ten.body, "key-34"));
 }
 
 #[tokio::test]
@@ -666,7 +694,7 @@ async fn delete_warns_then_removes_the_row_with_a_toast() {
 
 #[tokio::test]
 async fn edit_changes_every_setting_but_the_key() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(loopback_receivers()).await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Edit", "").await;
     let plain = generate(&admin, cid, &[("name", "before"), ("enabled", "on")]).await;
@@ -686,7 +714,7 @@ async fn edit_changes_every_setting_but_the_key() {
                 ("expires_at", "2099-12-31T23:59"),
                 ("scopes", "keys:write"),
                 ("cidr", "198.51.100.0/24"),
-                ("postback_url", "http://hooks.example.com/x"),
+                ("postback_url", "http://127.0.0.1:9/x"),
                 ("off_the_record", "on"),
             ],
         )
@@ -704,10 +732,7 @@ async fn edit_changes_every_setting_but_the_key() {
     );
     assert_eq!(k.scopes, "keys:write");
     assert_eq!(k.allowed_cidrs, "198.51.100.0/24");
-    assert_eq!(
-        k.postback_url.as_deref(),
-        Some("http://hooks.example.com/x")
-    );
+    assert_eq!(k.postback_url.as_deref(), Some("http://127.0.0.1:9/x"));
     assert!(k.off_the_record);
     assert!(!k.enabled);
     assert_eq!(k.key_hash, before.key_hash, "the key itself never changes");

@@ -24,4 +24,5 @@ mod props;
 mod roll;
 mod schema;
 mod security;
+mod ssrf;
 mod status;

@@ -68,6 +68,13 @@ const RULES: &[(&str, &str, Who)] = &[
     ("get", "/keys/{key_id}/roll", Roles(MANAGERS)),
     ("post", "/keys/{key_id}/roll", Roles(MANAGERS)),
     ("get", "/keys/{key_id}/confirm/{action}", Roles(ALL)),
+    ("post", "/keys/{key_id}/postback/secret", Roles(MANAGERS)),
+    ("post", "/keys/{key_id}/postback/test", Roles(MANAGERS)),
+    (
+        "post",
+        "/keys/{key_id}/deliveries/{id}/resend",
+        Roles(MANAGERS),
+    ),
     ("post", "/keys/{key_id}/{action}", Roles(ALL)),
     ("get", "/api/v1/ping", Public),
     ("get", "/api/v1/openapi.json", Public),
@@ -78,6 +85,16 @@ const RULES: &[(&str, &str, Who)] = &[
     ("patch", "/api/v1/keys/{key_id}", Scope("keys:write")),
     ("delete", "/api/v1/keys/{key_id}", Scope("keys:write")),
     ("post", "/api/v1/keys/{key_id}/roll", Scope("keys:write")),
+    (
+        "post",
+        "/api/v1/keys/{key_id}/postback/secret",
+        Scope("keys:write"),
+    ),
+    (
+        "post",
+        "/api/v1/keys/{key_id}/postback/test",
+        Scope("keys:write"),
+    ),
     // Activation: one route per action or one `{action}` route; either serves all four.
     (
         "post",
@@ -408,6 +425,8 @@ enum Op {
     Roll,
     Deactivate(&'static str),
     Activate(&'static str),
+    /// `postback/secret` or `postback/test`.
+    Postback(&'static str),
 }
 
 const OPS: &[Op] = &[
@@ -422,6 +441,8 @@ const OPS: &[Op] = &[
     Op::Deactivate("disable"),
     Op::Activate("activate"),
     Op::Activate("enable"),
+    Op::Postback("secret"),
+    Op::Postback("test"),
 ];
 
 const ACTORS: &[(Breadth, Fence, Home)] = &[
@@ -457,6 +478,7 @@ impl Op {
             Op::Delete => ("delete", "/keys/{key_id}".to_owned()),
             Op::Roll => ("post", "/keys/{key_id}/roll".to_owned()),
             Op::Deactivate(a) | Op::Activate(a) => ("post", format!("/keys/{{key_id}}/{a}")),
+            Op::Postback(a) => ("post", format!("/keys/{{key_id}}/postback/{a}")),
         };
         (method, format!("/api/v1{path}"))
     }
@@ -501,9 +523,11 @@ fn expected(op: Op, (breadth, fence, home): (Breadth, Fence, Home), target: Targ
         Op::Roll if target != Target::Itself && breadth == Breadth::Narrow => {
             Expect::Refused(403, "ADMIN_SCOPE_REQUIRED")
         }
-        Op::Activate(_) if breadth == Breadth::Narrow => {
+        Op::Activate(_) | Op::Postback(_) if breadth == Breadth::Narrow => {
             Expect::Refused(403, "ADMIN_SCOPE_REQUIRED")
         }
+        // The weak targets have no POSTback URL: 409 NO_POSTBACK_URL.
+        Op::Postback(_) => Expect::Refused(409, "other"),
         Op::Create | Op::Roll => Expect::Done(201),
         Op::Delete => Expect::Done(204),
         _ => Expect::Done(200),
@@ -682,6 +706,11 @@ async fn every_api_route_answers_every_kind_of_api_key_as_the_policy_says() {
                     Op::Deactivate(a) | Op::Activate(a) => {
                         (Method::POST, format!("/keys/{tid}/{a}"), Some(json!({})))
                     }
+                    Op::Postback(a) => (
+                        Method::POST,
+                        format!("/keys/{tid}/postback/{a}"),
+                        Some(json!({})),
+                    ),
                 };
                 let what = format!("{kind:?} {op:?} on {target:?}: {method} {path}");
                 let res = bench.app.api(&caller).send(method, &path, body).await;

@@ -8,13 +8,14 @@ use serde_json::json;
 
 use crate::fixtures::{
     ALL_SCOPES, UNREACHABLE_HOOK, assert_refused, channel, days_from_now, exists, key, key_id_of,
-    named, rows_in, stored,
+    loopback_receivers, named, rows_in, stored,
 };
-use crate::helpers::{Browser, TestApp, spawn_app};
+use crate::helpers::{Browser, TestApp, spawn_app, spawn_app_with};
 
 /// A server offering every scope, its admin, and a channel "Acme" with room for keys.
+/// Loopback receivers are allowed, so `UNREACHABLE_HOOK` can be stored.
 async fn acme() -> (TestApp, Browser, i64) {
-    let app = spawn_app().await;
+    let app = spawn_app_with(loopback_receivers()).await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Acme", "50").await;
     (app, admin, cid)

@@ -7,6 +7,7 @@ use latchkey::domain::key::PlainKey;
 use latchkey::domain::key_settings::{KeyInput, parse_cidr, parse_name, parse_postback_url};
 use latchkey::domain::list::{Filter, ListParams, ListQuery, PAGE_SIZES};
 use latchkey::domain::names::{ChannelName, Username, is_hidden_formatting};
+use latchkey::domain::receiver::Policy;
 use proptest::prelude::*;
 
 use crate::fixtures::{channel, generate};
@@ -106,7 +107,7 @@ proptest! {
 
     #[test]
     fn postback_urls_are_http_or_https_without_whitespace(s in any::<String>()) {
-        if let Ok(Some(u)) = parse_postback_url(&s) {
+        if let Ok(Some(u)) = parse_postback_url(&s, &Policy::default()) {
             let lower = u.to_ascii_lowercase();
             prop_assert!(lower.starts_with("http://") || lower.starts_with("https://"));
             prop_assert!(!u.chars().any(char::is_whitespace));
@@ -143,7 +144,7 @@ proptest! {
     ) {
         let input = KeyInput { name, description, expires_at: expires, scopes, cidrs, postback_url: url, off_the_record: false, enabled: true };
         let allowed = vec!["verify".to_owned(), "keys:read".to_owned()];
-        match input.parse(&allowed, latchkey::db::now(), None) {
+        match input.parse(&allowed, latchkey::db::now(), None, &Policy::default()) {
             Ok(s) => prop_assert!(s.scopes.iter().all(|x| allowed.contains(x))),
             Err(e) => prop_assert!(!e.is_empty()),
         }

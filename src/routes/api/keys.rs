@@ -42,6 +42,8 @@ pub struct KeyJson {
     /// Set on a rolled key: when it stops working, and its successor.
     roll_ends_at: Option<String>,
     rolled_to_key_id: Option<String>,
+    /// Set when a receiver answered 410 Gone and the POSTback was turned off.
+    postback_off_at: Option<String>,
 }
 
 impl KeyJson {
@@ -65,6 +67,7 @@ impl KeyJson {
             last_used_ip: k.last_used_ip.clone(),
             roll_ends_at: k.roll_ends_at.map(iso_time),
             rolled_to_key_id: k.rolled_to_key_id.clone(),
+            postback_off_at: k.postback_gone_at.map(iso_time),
         }
     }
 }
@@ -161,7 +164,12 @@ fn parse_settings(
     existing: Option<time::PrimitiveDateTime>,
 ) -> Result<KeySettings, ApiError> {
     input
-        .parse(&state.settings.scopes, crate::db::now(), existing)
+        .parse(
+            &state.settings.scopes,
+            crate::db::now(),
+            existing,
+            &state.settings.receiver_policy(),
+        )
         .map_err(|errors| ApiError::fields(errors.fields()))
 }
 
@@ -177,11 +185,18 @@ pub async fn create_key(
         ..KeyInput::default()
     });
     let settings = parse_settings(&state, &input, None)?;
-    let (key, plain) = app::keys::create(&state, &caller.actor(), channel_id, settings).await?;
-    // The one response that carries the plaintext.
+    let created = app::keys::create(&state, &caller.actor(), channel_id, settings).await?;
+    // The one response that carries the plaintext (and the POSTback signing secret).
+    let mut body = serde_json::json!({
+        "key": created.plain.reveal(),
+        "data": KeyJson::of(&created.key),
+    });
+    if let Some(secret) = &created.postback_secret {
+        body["postback_secret"] = secret.reveal().into();
+    }
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(serde_json::json!({ "key": plain.reveal(), "data": KeyJson::of(&key) })))
+        .json(body))
 }
 
 pub async fn update_key(
@@ -199,8 +214,17 @@ pub async fn update_key(
         ));
     }
     let settings = parse_settings(&state, &body.merge(key.as_input()), key.expires_at)?;
-    let updated = app::keys::update(&state, &actor, key.key_id, settings).await?;
-    Ok(HttpResponse::Ok().json(KeyJson::of(&updated)))
+    let (updated, secret) = app::keys::update(&state, &actor, key.key_id, settings).await?;
+    match secret {
+        // The key's first POSTback URL: its signing secret, shown this once.
+        Some(secret) => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .json(serde_json::json!({
+                "data": KeyJson::of(&updated),
+                "postback_secret": secret.reveal(),
+            }))),
+        None => Ok(HttpResponse::Ok().json(KeyJson::of(&updated))),
+    }
 }
 
 /// `activate` / `deactivate` (and their old names `enable` / `disable`).
@@ -271,4 +295,32 @@ pub async fn roll_key(
             "data": KeyJson::of(&rolled.new),
             "old": KeyJson::of(&rolled.old),
         })))
+}
+
+/// Rolls the key's POSTback signing secret: the new one is shown once; the old one
+/// keeps signing beside it for 24 hours.
+pub async fn roll_postback_secret(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, secret, overlap_ends) =
+        app::postback::roll_secret(&state, &caller.actor(), path.into_inner()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(serde_json::json!({
+            "postback_secret": secret.reveal(),
+            "previous_secret_signs_until": iso_time(overlap_ends),
+            "data": KeyJson::of(&key),
+        })))
+}
+
+/// Queues a `key.test` event to the key's receiver.
+pub async fn send_postback_test(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = app::postback::send_test(&state, &caller.actor(), path.into_inner()).await?;
+    Ok(HttpResponse::Accepted().json(KeyJson::of(&key)))
 }

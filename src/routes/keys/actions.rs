@@ -14,6 +14,7 @@ use crate::db::keys::ApiKey;
 use crate::domain::grace::Grace;
 use crate::domain::key::PlainKey;
 use crate::domain::role::Action;
+use crate::domain::webhook::SigningSecret;
 use crate::error::{AppError, render};
 use crate::htmx::{HxRequest, HxResponse, KEYS_CHANGED};
 use crate::routes::auth::see_other;
@@ -187,11 +188,13 @@ pub(super) fn reveal_response(
     user: &CurrentUser,
     hx: &HxRequest,
     plain: &PlainKey,
+    secret: Option<&SigningSecret>,
     name: &str,
     channel_id: i64,
 ) -> Result<HttpResponse, AppError> {
     let reveal = Reveal {
         key: plain,
+        secret,
         name: name.to_owned(),
         done_href: keys_url(channel_id),
         in_modal: hx.is_htmx,
@@ -266,6 +269,7 @@ pub async fn roll_key(
         &user,
         &hx,
         &rolled.plain,
+        None,
         &rolled.new.name,
         rolled.new.channel_id,
     )

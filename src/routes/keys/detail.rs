@@ -78,6 +78,11 @@ pub async fn show_key(
         log,
         permissions(&user),
     );
-    page.deliveries = activity.deliveries.iter().map(DeliveryRow::new).collect();
+    page.deliveries = activity
+        .deliveries
+        .iter()
+        .map(|d| DeliveryRow::new(d, now))
+        .collect();
+    page.secret_overlap_ends = activity.secret_overlap_ends.map(crate::views::format_time);
     render(StatusCode::OK, &page)
 }

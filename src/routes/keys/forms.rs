@@ -142,10 +142,12 @@ async fn save_form(
         return form_response(user, hx, StatusCode::OK, view);
     }
     let existing_expiry = key.as_ref().and_then(|k| k.expires_at);
-    let settings = match post
-        .input
-        .parse(&state.settings.scopes, crate::db::now(), existing_expiry)
-    {
+    let settings = match post.input.parse(
+        &state.settings.scopes,
+        crate::db::now(),
+        existing_expiry,
+        &state.settings.receiver_policy(),
+    ) {
         Ok(s) => s,
         Err(errors) => {
             view.errors = errors;
@@ -156,16 +158,30 @@ async fn save_form(
     let result = match &key {
         None => app::keys::create(state, &actor, channel_id, settings)
             .await
-            .map(|(key, plain)| (key, Some(plain))),
+            .map(|c| (c.key, Some(c.plain), c.postback_secret)),
         Some(k) => app::keys::update(state, &actor, k.key_id.clone(), settings)
             .await
-            .map(|key| (key, None)),
+            .map(|(key, secret)| (key, None, secret)),
     };
     match result {
-        Ok((key, Some(plain))) => {
-            super::actions::reveal_response(user, hx, &plain, &key.name, channel_id)
-        }
-        Ok((key, None)) => super::actions::row_changed(
+        Ok((key, Some(plain), secret)) => super::actions::reveal_response(
+            user,
+            hx,
+            &plain,
+            secret.as_ref(),
+            &key.name,
+            channel_id,
+        ),
+        // The key's first POSTback URL: its signing secret, shown this once.
+        Ok((key, None, Some(secret))) => super::postback::secret_response(
+            user,
+            hx,
+            &secret,
+            &key,
+            None,
+            Some(&format!("Saved “{}”.", key.name)),
+        ),
+        Ok((key, None, None)) => super::actions::row_changed(
             user,
             hx,
             session,

@@ -187,6 +187,9 @@ pub async fn risks(
                 Risk::Idle => "Unused keys are pure risk: deactivate or delete them.",
                 Risk::NoNetworkLimit => "Limit keys to the networks their callers use.",
                 Risk::ExpiringSoon => "Roll these before they stop working.",
+                Risk::PostbackOff => {
+                    "Their receivers answered 410 Gone; set a URL to turn them back on."
+                }
             },
             count,
             href: format!("/keys?risk={}", risk.as_str()),

@@ -39,6 +39,8 @@ export async function startServer({ env = {} } = {}) {
     LATCHKEY_SESSION_SECRET: SESSION_SECRET,
     LATCHKEY_WORKERS: '2',
     LATCHKEY_DB_POOL_SIZE: '4',
+    // POSTback receivers in the specs are on loopback, which is internal: allowed on purpose.
+    LATCHKEY_POSTBACK_ALLOW: '127.0.0.0/8,::1/128',
     LATCHKEY_LOG: process.env.LATCHKEY_LOG || 'warn',
     ...env,
   };

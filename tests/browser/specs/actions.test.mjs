@@ -187,12 +187,18 @@ browserTest('the pencil edits every setting of a key', opts, async (s) => {
   await dialog.locator('button[name=remove_cidr][value="2"]').click();
   await page.locator('#cidr-2').waitFor({ state: 'detached' });
   assert.equal(await page.inputValue('#cidr-1'), '2001:db8::/32');
-  await page.fill('#key-postback', 'https://hooks.example.com/latchkey');
+  await page.fill('#key-postback', 'http://127.0.0.1:9/latchkey');
   await dialog.locator('input[name=off_the_record]').check();
   await dialog.locator('input[name=enabled]').uncheck();
   await dialog.locator('button[name=save]').click();
-  await dialog.waitFor({ state: 'detached' });
+  // Its first POSTback URL: the signing secret is revealed once, in the same modal.
+  await page.locator('#revealed-secret').waitFor({ state: 'visible' });
+  assert.match(await page.inputValue('#revealed-secret'), /^whsec_/);
   await page.locator('.toast-success', { hasText: 'Saved “edited”.' }).waitFor();
+  await page.locator('#key-saved').check();
+  await page.locator('#reveal-close').waitFor({ state: 'visible' });
+  await page.locator('#reveal-close').click();
+  await dialog.waitFor({ state: 'detached' });
 
   // The row shows the new settings; the key itself did not change.
   await eventually(async () => (await row.locator('.name-cell .cell-strong').textContent()).trim() === 'edited');
@@ -213,7 +219,7 @@ browserTest('the pencil edits every setting of a key', opts, async (s) => {
   assert.deepEqual(scopes, ['keys:write', 'verify']);
   const cidrs = await page.$$eval('#key-form input[name=cidr]', (els) => els.map((e) => e.value));
   assert.deepEqual(cidrs, ['203.0.113.0/24', '2001:db8::/32']);
-  assert.equal(await page.inputValue('#key-postback'), 'https://hooks.example.com/latchkey');
+  assert.equal(await page.inputValue('#key-postback'), 'http://127.0.0.1:9/latchkey');
   assert.equal(await page.isChecked('#key-form input[name=off_the_record]'), true);
   assert.equal(await page.isChecked('#key-form input[name=enabled]'), false);
 
@@ -302,7 +308,7 @@ browserTest('the generate form shows field errors next to the fields and keeps w
   // Fix those; the taken name is refused next.
   await page.fill('#key-expires', '');
   await page.fill('#cidr-0', '10.0.0.0/8');
-  await page.fill('#key-postback', 'https://example.com/x');
+  await page.fill('#key-postback', 'http://127.0.0.1:9/x');
   await dialog.locator('button[name=save]').click();
   await eventually(async () => /already exists/.test(await dialog.locator('#key-name-error').textContent()));
   assert.equal(await dialog.locator('#key-postback-error').count(), 0);

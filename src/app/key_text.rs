@@ -1,0 +1,71 @@
+//! How a key and a change to it read in the audit log.
+
+use crate::db::keys::ApiKey;
+use crate::domain::clock::format_time;
+
+pub(super) fn describe(k: &ApiKey) -> String {
+    let scopes = k.scope_list();
+    let mut parts = vec![format!(
+        "scopes: {}",
+        if scopes.is_empty() {
+            "none".into()
+        } else {
+            scopes.join(", ")
+        }
+    )];
+    parts.push(format!(
+        "expires: {}",
+        k.expires_at.map_or_else(|| "never".to_owned(), format_time)
+    ));
+    if !k.allowed_cidrs.is_empty() {
+        parts.push(format!("allowed networks: {}", k.allowed_cidrs));
+    }
+    if k.off_the_record {
+        parts.push("off the record".into());
+    }
+    if !k.enabled {
+        parts.push("inactive".into());
+    }
+    parts.join("; ")
+}
+
+pub(super) fn diff(a: &ApiKey, b: &ApiKey) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.name != b.name {
+        out.push(format!("name \"{}\" → \"{}\"", a.name, b.name));
+    }
+    if a.description != b.description {
+        out.push("description changed".into());
+    }
+    if a.scopes != b.scopes {
+        out.push(format!("scopes \"{}\" → \"{}\"", a.scopes, b.scopes));
+    }
+    if a.allowed_cidrs != b.allowed_cidrs {
+        out.push(format!(
+            "allowed networks \"{}\" → \"{}\"",
+            a.allowed_cidrs, b.allowed_cidrs
+        ));
+    }
+    if a.postback_url != b.postback_url {
+        out.push("POSTback URL changed".into());
+    }
+    if a.off_the_record != b.off_the_record {
+        out.push(format!(
+            "off the record {} → {}",
+            a.off_the_record, b.off_the_record
+        ));
+    }
+    if a.enabled != b.enabled {
+        out.push(if b.enabled {
+            "activated".into()
+        } else {
+            "deactivated".into()
+        });
+    }
+    if a.expires_at != b.expires_at {
+        let f =
+            |t: Option<time::PrimitiveDateTime>| t.map_or_else(|| "never".to_owned(), format_time);
+        out.push(format!("expiry {} → {}", f(a.expires_at), f(b.expires_at)));
+    }
+    out
+}
