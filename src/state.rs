@@ -19,6 +19,9 @@ pub struct AppState {
     pub counts: Arc<FilterCounts>,
     pub usage: Arc<UsageRecorder>,
     pub metrics: Arc<Metrics>,
+    /// Caps password hashing and checking (argon2) at one per core, so a login flood
+    /// queues here instead of taking every core and thread (`app::passwords`).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

@@ -16,10 +16,13 @@ pub mod channels;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod login;
 pub mod notices;
+pub mod passwords;
 pub mod policy;
 pub mod roll;
 pub mod run;
+pub mod two_factor;
 pub mod usage;
 pub mod users;
 

@@ -18,6 +18,7 @@ pub mod login_attempts;
 pub mod outbox;
 pub mod schema;
 pub mod sessions;
+pub mod two_factor;
 pub mod usage;
 pub mod users;
 

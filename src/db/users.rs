@@ -18,6 +18,10 @@ pub struct User {
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
     pub last_login_at: Option<PrimitiveDateTime>,
+    /// Encrypted (see `app::two_factor`); set at enrolment, never shown again.
+    pub totp_secret: Option<String>,
+    pub totp_enabled: bool,
+    pub totp_last_step: Option<i64>,
 }
 
 impl User {

@@ -9,3 +9,4 @@ pub mod role;
 pub mod secret;
 pub mod status;
 pub mod throttle;
+pub mod totp;
