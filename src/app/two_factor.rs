@@ -132,7 +132,7 @@ pub async fn reset(state: &AppState, actor: &Actor, user_id: i64) -> AppResult<(
 }
 
 pub async fn requirement(state: &AppState) -> AppResult<Requirement> {
-    read(state, |c| super::login::requirement(c)).await
+    read(state, super::login::requirement).await
 }
 
 pub async fn set_requirement(state: &AppState, actor: &Actor, rule: Requirement) -> AppResult<()> {

@@ -10,7 +10,7 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use totp_rs::{Builder, Totp};
+use totp_rs::{Algorithm, TOTP};
 
 use super::secret::os_random;
 
@@ -62,13 +62,8 @@ impl TotpSecret {
         )
     }
 
-    fn totp(&self) -> Option<Totp> {
-        Builder::new()
-            .with_secret(self.0)
-            .with_step_duration(STEP_SECONDS)
-            .with_skew(1)
-            .build()
-            .ok()
+    fn totp(&self) -> Option<TOTP> {
+        TOTP::new(Algorithm::SHA1, 6, 1, STEP_SECONDS, self.0.to_vec()).ok()
     }
 
     /// The time step of `code` at `unix_time` (this step or one either side), if the
@@ -82,7 +77,7 @@ impl TotpSecret {
         let origin = unix_time / STEP_SECONDS;
         (origin.saturating_sub(1)..=origin + 1)
             .filter(|step| last_step.is_none_or(|last| (*step as i64) > last))
-            .find(|step| totp.generate(step * STEP_SECONDS).to_string() == code)
+            .find(|step| totp.generate(step * STEP_SECONDS) == code)
             .map(|step| step as i64)
     }
 

@@ -30,16 +30,28 @@ fn shell(session: &Session, user: &Option<CurrentUser>) -> Result<Shell, AppErro
     })
 }
 
+/// Who is enrolling, as [`enrollee`] found them.
+struct Enrollee<'a> {
+    session: &'a Session,
+    user: &'a Option<CurrentUser>,
+    user_id: i64,
+    /// Half logged in: the requirement sent them here.
+    required: bool,
+}
+
 async fn enrol_page(
     state: &AppState,
-    session: &Session,
-    user: &Option<CurrentUser>,
-    user_id: i64,
-    required: bool,
+    who: Enrollee<'_>,
     fresh: bool,
     status: StatusCode,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
+    let Enrollee {
+        session,
+        user,
+        user_id,
+        required,
+    } = who;
     let enrolment = app::two_factor::enrolment(state, user_id, fresh).await?;
     let view_state = match &enrolment.secret {
         Some(secret) => TwoFactorState::Enrol {
@@ -68,17 +80,13 @@ pub async fn two_factor_page(
     let Some((user_id, required)) = enrollee(&session, &user) else {
         return Ok(see_other("/login"));
     };
-    enrol_page(
-        &state,
-        &session,
-        &user,
+    let who = Enrollee {
+        session: &session,
+        user: &user,
         user_id,
         required,
-        true,
-        StatusCode::OK,
-        None,
-    )
-    .await
+    };
+    enrol_page(&state, who, true, StatusCode::OK, None).await
 }
 
 #[derive(Deserialize)]
@@ -101,17 +109,14 @@ pub async fn confirm_two_factor(
     let ip = client_ip(&req, &state.settings.trusted_proxies).map(|i| i.to_string());
     let Some(codes) = app::two_factor::confirm(&state, user_id, ip, code).await? else {
         let msg = "That code is not right. Enter the current six-digit code from your app.";
-        return enrol_page(
-            &state,
-            &session,
-            &user,
+        let who = Enrollee {
+            session: &session,
+            user: &user,
             user_id,
             required,
-            false,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(msg.into()),
-        )
-        .await;
+        };
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return enrol_page(&state, who, false, status, Some(msg.into())).await;
     };
     if required {
         session::clear_pending(&session);

@@ -35,13 +35,11 @@ fn base32_decode(s: &str) -> Vec<u8> {
 
 /// The code an authenticator app shows for `secret` at `unix_time`.
 pub(crate) fn code(secret: &str, unix_time: u64) -> String {
-    let bytes: [u8; 20] = base32_decode(secret).try_into().expect("160-bit secret");
-    totp_rs::Builder::new()
-        .with_secret(bytes)
-        .build()
+    let bytes = base32_decode(secret);
+    assert_eq!(bytes.len(), 20, "160-bit secret");
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
         .unwrap()
         .generate(unix_time)
-        .to_string()
 }
 
 fn between<'a>(body: &'a str, start: &str, end: &str) -> Option<&'a str> {
