@@ -301,7 +301,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn code_and_requirement_forms_never_fail_on_any_input(
+    fn code_enrolment_and_requirement_forms_never_fail_on_any_input(
         code in any::<String>(),
         rule in any::<String>(),
     ) {
@@ -314,6 +314,12 @@ proptest! {
             assert!(matches!(res.status.as_u16(), 303 | 401 | 422 | 429), "{}", res.status);
             let res = admin.post_form("/users/two-factor", &[("rule", &rule)]).await;
             assert!(matches!(res.status.as_u16(), 303 | 422), "{}", res.status);
+            // The admin is not enrolled: any code but the app's is refused beside the field.
+            let res = admin.post_form("/account/two-factor", &[("code", &code)]).await;
+            assert!(matches!(res.status.as_u16(), 200 | 422), "{}", res.status);
+            if res.status.as_u16() == 422 {
+                assert!(res.body.contains("id=\"totp-code-error\""));
+            }
         });
     }
 }
