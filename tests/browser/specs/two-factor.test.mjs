@@ -7,7 +7,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { startServer, ADMIN_PASSWORD } from '../lib/server.mjs';
-import { browserTest, checkAxe } from '../lib/browser.mjs';
+import { browserTest, checkAxe, shot } from '../lib/browser.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -63,6 +63,7 @@ browserTest('a person enrols with the QR code page and then logs in with a code'
   const secret = (await page.textContent('#totp-secret')).trim();
   assert.match(secret, /^[A-Z2-7 ]{32,}$/);
   await checkAxe(page, 'two-factor enrolment');
+  await shot(page, 'two-factor-enrolment', { fullPage: true });
 
   // A wrong code first: the message sits next to the field.
   await page.fill('#totp-code', '000000');
@@ -75,6 +76,7 @@ browserTest('a person enrols with the QR code page and then logs in with a code'
   await page.locator('#recovery-codes').waitFor();
   assert.equal(await page.locator('#recovery-codes li').count(), 10);
   await checkAxe(page, 'recovery codes');
+  await shot(page, 'two-factor-recovery-codes', { fullPage: true });
   await Promise.all([page.waitForURL(/\/channels$/), clickVisible(page.locator('a:has-text("Continue")'))]);
 
   // Log out, and in again: the password, then a code.
