@@ -87,6 +87,7 @@ pub async fn login(
     let first = {
         let (username, address) = (username.clone(), address.clone());
         write_as(state, anonymous.clone(), move |c, events| {
+            login_attempts::lock(c, &username, &address)?;
             if let Some(seconds) = throttle_wait(c, &username, &address)? {
                 events.emit(c, Event::LoginThrottled { seconds })?;
                 return Ok(Err(seconds));
@@ -169,6 +170,7 @@ pub async fn second_factor(
     let name = user.username.clone();
     write_as(state, who(&name, Some(user_id), ip), move |c, events| {
         let key = format!("{}#2fa", user.username);
+        login_attempts::lock(c, &key, &address)?;
         if let Some(seconds) = throttle_wait(c, &key, &address)? {
             events.emit(c, Event::LoginThrottled { seconds })?;
             return Ok(CodeOutcome::Throttled(seconds));

@@ -8,6 +8,25 @@ use time::PrimitiveDateTime;
 use super::schema::login_attempts;
 use super::{DbConnection, DbResult, now};
 
+/// Serialises the throttle check and the recording of attempts for one account and one
+/// address, so concurrent guesses cannot all read "four failures" and all go on.
+/// SQLite needs nothing: the write transaction (`db::begin_write`) already holds the
+/// database's one write lock. PostgreSQL runs transactions side by side, so take
+/// transaction-scoped advisory locks (class 11: the account, 12: the address), always
+/// in that order, so two logins never wait on each other in a cycle.
+pub fn lock(conn: &mut DbConnection, username: &str, address: &str) -> DbResult<()> {
+    use diesel::sql_types::Text;
+    if let DbConnection::Postgresql(_) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(11, hashtext($1))")
+            .bind::<Text, _>(username)
+            .execute(conn)?;
+        diesel::sql_query("SELECT pg_advisory_xact_lock(12, hashtext($1))")
+            .bind::<Text, _>(address)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Records an attempt as a failure; returns its id for [`mark_success`].
 pub fn record_failure(conn: &mut DbConnection, username: &str, address: &str) -> DbResult<i64> {
     Ok(diesel::insert_into(login_attempts::table)

@@ -193,3 +193,28 @@ async fn user_unlock_clears_an_accounts_throttle_and_is_audited() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user named `nobody`"));
 }
+
+/// Each attempt is counted before its password is checked: twenty guesses at once from
+/// one address cannot all slip past the five free ones while their hashes run.
+#[tokio::test]
+async fn concurrent_guesses_are_counted_before_their_passwords_are_checked() {
+    let app = spawn_app_with(Options {
+        env: vec![
+            ("LATCHKEY_TRUSTED_PROXIES".into(), "127.0.0.1/32".into()),
+            // Room for every guess at once, so only the counting can stop them.
+            ("LATCHKEY_PASSWORD_CHECKS".into(), "20".into()),
+            ("LATCHKEY_DB_POOL_SIZE".into(), "20".into()),
+        ],
+    })
+    .await;
+    let mut guesses = Vec::new();
+    for _ in 0..20 {
+        let mut b = From::new(&app, "203.0.113.99").await;
+        guesses.push(async move { b.login("admin", "guess-guess-guess").await });
+    }
+    let statuses = futures_util::future::join_all(guesses).await;
+    let refused_by_password = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(refused_by_password, 5, "{statuses:?}");
+    assert_eq!(throttled, 15, "{statuses:?}");
+}
