@@ -341,3 +341,22 @@ async fn shared_app() -> &'static (TestApp, Browser, Browser) {
     })
     .await
 }
+
+#[tokio::test]
+async fn wrong_codes_are_throttled_like_passwords() {
+    let app = spawn_app().await;
+    let (secret, _) = enrol(&app.admin().await).await;
+    let b = app.browser();
+    b.login("admin", ADMIN_PASSWORD).await;
+    for _ in 0..5 {
+        b.post_form("/login/code", &[("code", "000000")])
+            .await
+            .assert_status(401);
+    }
+    let blocked = b
+        .post_form("/login/code", &[("code", &code(&secret, now() + 30))])
+        .await;
+    blocked.assert_status(429);
+    assert!(blocked.body.contains("Too many wrong codes"));
+    b.get("/channels").await.assert_status(303);
+}
