@@ -1,4 +1,5 @@
-//! Command-line actions other than serving: `latchkey user create NAME --role ROLE`.
+//! Command-line actions other than serving: `latchkey user create NAME --role ROLE`,
+//! `latchkey user unlock NAME`.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -30,6 +31,22 @@ pub fn run_user_command(settings: &Settings, command: UserCommand) -> Result<Str
             Ok(format!(
                 "Created user `{}` with role {}.",
                 user.username, role
+            ))
+        }
+        UserCommand::Unlock { name } => {
+            let username = Username::parse(&name).map_err(|e| format!("invalid username: {e}"))?;
+            let pool = db::connect(settings.database_url.expose(), 1).map_err(|e| e.to_string())?;
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let cleared =
+                app::login::unlock_offline(&mut conn, &username).map_err(|e| match e {
+                    app::Error::NotFound => {
+                        format!("there is no user named `{}`", username.as_str())
+                    }
+                    other => other.to_string(),
+                })?;
+            Ok(format!(
+                "Unlocked `{}`: {cleared} failed logins forgotten.",
+                username.as_str()
             ))
         }
     }

@@ -35,6 +35,9 @@ pub enum UserCommand {
         #[arg(long, value_enum)]
         role: Role,
     },
+    /// Forget an account's failed logins (from every address), so it can log in at
+    /// once. Audited.
+    Unlock { name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,6 +180,15 @@ pub struct Settings {
         global = true
     )]
     pub key_cache_size: usize,
+    /// Logins whose password check (argon2) may run at once (0 = one per core but
+    /// one). Logins past it wait their turn, so a login flood cannot take every core.
+    #[arg(
+        long,
+        env = "LATCHKEY_PASSWORD_CHECKS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub password_checks: usize,
     /// Worker threads of the HTTP server (0 = one per core).
     #[arg(long, env = "LATCHKEY_WORKERS", default_value_t = 0, global = true)]
     pub workers: usize,

@@ -249,6 +249,58 @@ pub async fn verify_csrf(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
+/// Half logged in: the password was right, the second step is still to come. The
+/// user's id sits in the (encrypted, signed) cookie only, under its own name: no
+/// session row exists yet, so [`CurrentUser`] refuses every page until the step is done.
+pub const PENDING: &str = "pending";
+/// How long the second step may take, in seconds.
+const PENDING_SECONDS: u64 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Step {
+    /// Enter a TOTP or recovery code.
+    Code,
+    /// Two-factor is required of this user: enrol first.
+    Enrol,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    user_id: i64,
+    step: Step,
+    since: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn set_pending(session: &Session, user_id: i64, step: Step) -> Result<(), AppError> {
+    session.renew();
+    session.remove(SESSION_ID);
+    session.insert(
+        PENDING,
+        Pending {
+            user_id,
+            step,
+            since: unix_now(),
+        },
+    )?;
+    Ok(())
+}
+
+/// The half-logged-in user of this browser at `step`, if it has not expired.
+pub fn pending(session: &Session, step: Step) -> Option<i64> {
+    let p = session.get::<Pending>(PENDING).ok().flatten()?;
+    (p.step == step && unix_now().saturating_sub(p.since) <= PENDING_SECONDS).then_some(p.user_id)
+}
+
+pub fn clear_pending(session: &Session) {
+    session.remove(PENDING);
+}
+
 /// A one-time message for the next page (after a no-JavaScript form redirects).
 pub fn set_flash(session: &Session, message: &str) -> Result<(), AppError> {
     session.insert(FLASH, message)?;
@@ -314,6 +366,9 @@ mod tests {
                 created_at: t,
                 updated_at: t,
                 last_login_at: None,
+                totp_secret: Some("sealed-totp-secret".into()),
+                totp_enabled: true,
+                totp_last_step: None,
             },
             csrf: "csrf-token-value".into(),
             source_ip: None,

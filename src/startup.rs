@@ -74,6 +74,13 @@ impl Application {
             timeout: Duration::from_millis(settings.postback_timeout_ms.min(10_000)),
         };
         let sealer = postback_sealer(&settings);
+        // One core is left to everything else: on two cores a flood of argon2 on both
+        // doubled the median of /healthz; on one it stayed as when idle.
+        let password_checks = match settings.password_checks {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
+            n => n,
+        };
         let state = web::Data::new(AppState {
             instance: crate::domain::secret::random_token(16),
             pool: pool.clone(),
@@ -84,6 +91,7 @@ impl Application {
             metrics: Arc::default(),
             sealer,
             postback_wake: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(password_checks)),
         });
         postback::spawn_worker(state.clone(), worker);
         // Expiring keys are looked for every 60 POSTback polls (a minute by default).

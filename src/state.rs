@@ -26,6 +26,9 @@ pub struct AppState {
     pub sealer: Sealer,
     /// Wakes this instance's POSTback worker when an event is queued.
     pub postback_wake: Arc<tokio::sync::Notify>,
+    /// Caps password hashing and checking (argon2) at one per core, so a login flood
+    /// queues here instead of taking every core and thread (`app::passwords`).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

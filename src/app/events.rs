@@ -109,6 +109,21 @@ pub enum Event<'a> {
         seconds: i64,
     },
     LoggedOut,
+    /// `latchkey user unlock`: an account's failures forgotten.
+    AccountUnlocked {
+        username: &'a str,
+        cleared: usize,
+    },
+    TwoFactorEnabled,
+    TwoFactorReset {
+        user: &'a User,
+    },
+    TwoFactorRequirement {
+        rule: &'a str,
+    },
+    RecoveryCodeUsed {
+        left: i64,
+    },
 }
 
 /// Every audit action, for the audit page's filter.
@@ -117,6 +132,7 @@ pub const ACTIONS: &[&str] = &[
     "login.failed",
     "login.throttled",
     "logout",
+    "login.recovery",
     "channel.create",
     "channel.update",
     "key.create",
@@ -136,6 +152,10 @@ pub const ACTIONS: &[&str] = &[
     "user.disable",
     "user.enable",
     "user.password",
+    "user.unlock",
+    "user.2fa.enable",
+    "user.2fa.reset",
+    "settings.2fa",
 ];
 
 /// Collects the changes of one transaction's events.
@@ -175,7 +195,11 @@ impl Recorder {
 
     /// Writes the event's audit line, change records and POSTback event.
     pub fn emit(&mut self, conn: &mut DbConnection, event: Event<'_>) -> DbResult<()> {
-        audit::record(conn, &self.who, event.audit_line())?;
+        if event.is_counted() {
+            audit::record_counted(conn, &self.who, event.audit_line())?;
+        } else {
+            audit::record(conn, &self.who, event.audit_line())?;
+        }
         for change in event.changes() {
             changes::record(conn, &change, &self.origin)?;
             self.changes.push(change);
@@ -226,6 +250,11 @@ fn plain_line(action: &str, details: String) -> audit::Event<'_> {
 }
 
 impl<'a> Event<'a> {
+    /// Failed and throttled logins: one counted line per account, address and minute.
+    fn is_counted(&self) -> bool {
+        matches!(self, Event::LoginFailed | Event::LoginThrottled { .. })
+    }
+
     fn audit_line(&self) -> audit::Event<'a> {
         match *self {
             Event::KeyCreated { key, channel } => {
@@ -374,9 +403,29 @@ impl<'a> Event<'a> {
             Event::LoginFailed => plain_line("login.failed", "failed login".into()),
             Event::LoginThrottled { seconds } => plain_line(
                 "login.throttled",
-                format!("refused for {seconds} s after repeated failures"),
+                format!("refused after repeated failures (latest wait {seconds} s)"),
             ),
             Event::LoggedOut => plain_line("logout", "logged out".into()),
+            Event::AccountUnlocked { username, cleared } => plain_line(
+                "user.unlock",
+                format!("unlocked {username} ({cleared} failed logins forgotten)"),
+            ),
+            Event::TwoFactorEnabled => plain_line(
+                "user.2fa.enable",
+                "turned on two-factor authentication".into(),
+            ),
+            Event::TwoFactorReset { user } => plain_line(
+                "user.2fa.reset",
+                format!("reset two-factor authentication of {}", user.username),
+            ),
+            Event::TwoFactorRequirement { rule } => plain_line(
+                "settings.2fa",
+                format!("two-factor authentication required for: {rule}"),
+            ),
+            Event::RecoveryCodeUsed { left } => plain_line(
+                "login.recovery",
+                format!("logged in with a recovery code ({left} left)"),
+            ),
         }
     }
 

@@ -17,12 +17,15 @@ pub mod error;
 pub mod events;
 pub mod key_text;
 pub mod keys;
+pub mod login;
 pub mod notices;
+pub mod passwords;
 pub mod policy;
 pub mod postback;
 pub mod roll;
 pub mod run;
 pub mod signing;
+pub mod two_factor;
 pub mod usage;
 pub mod users;
 

@@ -6,6 +6,7 @@ use diesel::Connection;
 use super::actor::Actor;
 use super::error::{AppResult, Error};
 use super::events;
+use crate::db::audit::Who;
 use crate::db::{self, DbConnection};
 use crate::state::AppState;
 
@@ -16,7 +17,16 @@ where
     F: FnOnce(&mut DbConnection, &mut events::Recorder) -> AppResult<T> + Send + 'static,
     T: Send + 'static,
 {
-    let who = actor.who();
+    write_as(state, actor.who(), f).await
+}
+
+/// [`write`] for somebody who is not an actor yet: a person logging in, named as the
+/// audit log names them.
+pub async fn write_as<T, F>(state: &AppState, who: Who, f: F) -> AppResult<T>
+where
+    F: FnOnce(&mut DbConnection, &mut events::Recorder) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
     let origin = state.instance.clone();
     let (value, changes, queued) = db::run_with(&state.pool, move |c| {
         c.transaction(|c| {

@@ -1,14 +1,13 @@
-//! Dashboard accounts: create, change role, disable / enable, reset a password, and
-//! logins. Every change is audited in the transaction that makes it.
+//! Dashboard accounts: create, change role, disable / enable, reset a password
+//! (logins: `app::login`). Every change is audited in the transaction that makes it.
 
 use diesel::Connection;
 
-use crate::db::audit::Who;
 use crate::db::users::{self, User, UserChangeError};
-use crate::db::{DbConnection, login_attempts, sessions};
+use crate::db::{DbConnection, sessions};
 use crate::domain::names::Username;
+use crate::domain::password;
 use crate::domain::role::{Action, Role};
-use crate::domain::{password, throttle};
 use crate::state::AppState;
 
 use super::actor::Actor;
@@ -46,7 +45,7 @@ pub async fn create(
     plain: String,
 ) -> AppResult<User> {
     actor.require(Action::ManageUsers)?;
-    let password_hash = hash(&plain)?;
+    let password_hash = super::passwords::hash(state, plain).await?;
     write(state, actor, move |c, events| {
         insert(c, events, &name, &password_hash, role)
     })
@@ -108,7 +107,7 @@ pub async fn reset_password(
     plain: String,
 ) -> AppResult<User> {
     actor.require(Action::ManageUsers)?;
-    let password_hash = hash(&plain)?;
+    let password_hash = super::passwords::hash(state, plain).await?;
     write(state, actor, move |c, events| {
         if !users::set_password(c, id, &password_hash)? {
             return Err(Error::NotFound);
@@ -117,70 +116,6 @@ pub async fn reset_password(
         let user = users::find(c, id)?.ok_or(Error::NotFound)?;
         events.emit(c, Event::PasswordReset { user: &user })?;
         Ok(user)
-    })
-    .await
-}
-
-pub enum LoginOutcome {
-    Success(i64),
-    Failure,
-    Throttled(i64),
-}
-
-/// Checks a login: throttled first (per account, also for names that do not exist,
-/// and per source address), then the password (an unknown name is checked against a
-/// dummy hash so both failures take the same time). The password check holds no lock;
-/// the attempt and its audit line are then written in one transaction.
-pub async fn login(
-    state: &AppState,
-    username: String,
-    plain: String,
-    source_ip: Option<String>,
-) -> AppResult<LoginOutcome> {
-    read(state, move |c| {
-        let mut who = Who {
-            name: username.clone(),
-            user_id: None,
-            source_ip: source_ip.clone(),
-        };
-        let ip = source_ip.unwrap_or_default();
-        let now = crate::db::now();
-        let since = now - throttle::WINDOW;
-        let by_user = login_attempts::failures_for_user(c, &username, since)?;
-        let by_ip = login_attempts::failures_for_ip(c, &ip, since)?;
-        let wait =
-            throttle::wait(by_user.count, throttle::FREE_PER_ACCOUNT, by_user.last, now).max(
-                throttle::wait(by_ip.count, throttle::FREE_PER_ADDRESS, by_ip.last, now),
-            );
-        if let Some(seconds) = wait {
-            Recorder::new(who).emit(c, Event::LoginThrottled { seconds })?;
-            return Ok(LoginOutcome::Throttled(seconds));
-        }
-        let user = users::find_by_username(c, &username)?;
-        let stored = user
-            .as_ref()
-            .map_or(password::dummy_hash(), |u| u.password_hash.as_str());
-        let matches = password::verify(&plain, stored);
-        let outcome = match user {
-            Some(u) if matches && !u.disabled => LoginOutcome::Success(u.id),
-            _ => LoginOutcome::Failure,
-        };
-        c.transaction(|c| {
-            crate::db::begin_write(c)?;
-            let success = matches!(outcome, LoginOutcome::Success(_));
-            login_attempts::record(c, &username, &ip, success)?;
-            if let LoginOutcome::Success(id) = outcome {
-                who.user_id = Some(id);
-                users::record_login(c, id)?;
-            }
-            let event = if success {
-                Event::LoggedIn
-            } else {
-                Event::LoginFailed
-            };
-            Recorder::new(who).emit(c, event)
-        })?;
-        Ok(outcome)
     })
     .await
 }

@@ -53,6 +53,44 @@ pub fn record(conn: &mut DbConnection, actor: &Who, event: Event<'_>) -> DbResul
     Ok(())
 }
 
+/// Adds one to this minute's line of the same action, actor and address, or starts
+/// one: failed and throttled logins are counted, not written one line each, so a flood
+/// of guesses cannot fill the table. (Two instances racing may each start a line for
+/// the same minute; the counts still add up.)
+pub fn record_counted(conn: &mut DbConnection, actor: &Who, event: Event<'_>) -> DbResult<()> {
+    let at = now();
+    let minute = at
+        .replace_second(0)
+        .and_then(|t| t.replace_nanosecond(0))
+        .unwrap_or(at);
+    let mut q = audit_events::table
+        .filter(audit_events::action.eq(event.action))
+        .filter(audit_events::actor.eq(&actor.name))
+        .filter(audit_events::occurred_at.ge(minute))
+        .into_boxed();
+    q = match &actor.source_ip {
+        Some(ip) => q.filter(audit_events::source_ip.eq(ip.clone())),
+        None => q.filter(audit_events::source_ip.is_null()),
+    };
+    let existing: Option<i64> = q
+        .select(audit_events::id)
+        .order(audit_events::id.desc())
+        .first(conn)
+        .optional()?;
+    match existing {
+        Some(id) => {
+            diesel::update(audit_events::table.find(id))
+                .set((
+                    audit_events::repeat_count.eq(audit_events::repeat_count + 1),
+                    audit_events::details.eq(&event.details),
+                ))
+                .execute(conn)?;
+            Ok(())
+        }
+        None => record(conn, actor, event),
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
@@ -67,6 +105,9 @@ pub struct AuditEvent {
     pub key_id: Option<String>,
     pub key_name: Option<String>,
     pub details: String,
+    /// How many times this happened (failed and throttled logins are counted per
+    /// account, address and minute, not written one line each).
+    pub repeat_count: i64,
 }
 
 /// The newest events first.

@@ -19,6 +19,7 @@ pub mod outbox;
 pub mod postback_secrets;
 pub mod schema;
 pub mod sessions;
+pub mod two_factor;
 pub mod usage;
 pub mod users;
 

@@ -13,6 +13,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        totp_secret -> Nullable<Text>,
+        totp_enabled -> Bool,
+        totp_last_step -> Nullable<BigInt>,
     }
 }
 
@@ -85,6 +88,7 @@ diesel::table! {
         key_id -> Nullable<Text>,
         key_name -> Nullable<Text>,
         details -> Text,
+        repeat_count -> BigInt,
     }
 }
 
@@ -150,7 +154,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    recovery_codes (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    settings (id) {
+        id -> BigInt,
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(api_keys -> channels (channel_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -164,4 +186,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     postback_secrets,
     key_changes,
     login_attempts,
+    recovery_codes,
+    settings,
 );

@@ -7,7 +7,7 @@ use super::schema::users;
 use super::{DbConnection, DbResult, now};
 use crate::domain::role::Role;
 
-/// A user row. `Debug` leaves out the password hash.
+/// A user row. `Debug` leaves out the password hash and the (sealed) TOTP secret.
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
@@ -19,6 +19,10 @@ pub struct User {
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
     pub last_login_at: Option<PrimitiveDateTime>,
+    /// Encrypted (see `app::two_factor`); set at enrolment, never shown again.
+    pub totp_secret: Option<String>,
+    pub totp_enabled: bool,
+    pub totp_last_step: Option<i64>,
 }
 
 impl std::fmt::Debug for User {
@@ -29,6 +33,7 @@ impl std::fmt::Debug for User {
             .field("password_hash", &"[redacted]")
             .field("role", &self.role)
             .field("disabled", &self.disabled)
+            .field("totp_enabled", &self.totp_enabled)
             .finish_non_exhaustive()
     }
 }
@@ -196,6 +201,9 @@ mod tests {
             created_at: t,
             updated_at: t,
             last_login_at: None,
+            totp_secret: Some("sealed-totp-secret".into()),
+            totp_enabled: true,
+            totp_last_step: None,
         };
         let printed = format!("{u:?}");
         assert!(

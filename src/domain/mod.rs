@@ -11,4 +11,5 @@ pub mod role;
 pub mod secret;
 pub mod status;
 pub mod throttle;
+pub mod totp;
 pub mod webhook;

@@ -1,13 +1,41 @@
 //! Login throttling: a few free failures, then a wait that doubles with each further
-//! failure (capped), counted per account and per source address. The same rule
-//! applies to unknown usernames, so the answer never tells whether an account exists.
+//! failure (capped). Failures are counted per account *and address* (five free) and per
+//! address over all accounts (twenty free); an IPv6 address counts as its /64, which one
+//! host usually holds whole.
+//!
+//! There is deliberately no lock on an account as a whole: failures from one address
+//! never stop a correct password from another address that has not been failing, so
+//! nobody can lock the real user out from elsewhere. Distributed guessing is bounded by
+//! each address's budget, the global cap on password checks and two-factor
+//! authentication (SECURITY.md). The same rule applies to unknown usernames, so the
+//! answer never tells whether an account exists.
+
+use std::net::IpAddr;
 
 use time::{Duration, PrimitiveDateTime};
 
 pub const WINDOW: Duration = Duration::minutes(15);
-pub const FREE_PER_ACCOUNT: i64 = 5;
+pub const FREE_PER_ACCOUNT_AND_ADDRESS: i64 = 5;
 pub const FREE_PER_ADDRESS: i64 = 20;
 pub const MAX_WAIT_SECONDS: i64 = 15 * 60;
+
+/// The address a failure is counted against: an IPv4 address itself, an IPv6 address
+/// as its /64 (`2001:db8:1:2::/64`), an IPv4-mapped IPv6 address as the IPv4 address.
+/// No address at all (a test client without a peer) counts as `unknown`.
+pub fn address_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+    }
+}
 
 /// Seconds to wait after `failures` failures, the last at `last`, or `None` to go on.
 pub fn wait(
@@ -31,6 +59,17 @@ pub fn wait(
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let key = |s: &str| address_key(Some(s.parse().unwrap()));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_key(None), "unknown");
+    }
 
     const NOW: PrimitiveDateTime = datetime!(2026-11-22 12:00);
 

@@ -4,13 +4,16 @@ use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::app::{self, users::LoginOutcome};
+use crate::app::{
+    self,
+    login::{CodeOutcome, LoginOutcome},
+};
 use crate::error::{AppError, render};
 use crate::net::client_ip;
-use crate::session::{self, CurrentUser};
+use crate::session::{self, CurrentUser, Step};
 use crate::state::AppState;
 use crate::views::Shell;
-use crate::views::auth::LoginPage;
+use crate::views::auth::{LoginCodePage, LoginPage};
 
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -71,11 +74,19 @@ pub async fn login(
         .chars()
         .take(64)
         .collect();
-    let ip = client_ip(&req, &state.settings.trusted_proxies).map(|ip| ip.to_string());
-    match app::users::login(&state, typed.clone(), password, ip).await? {
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    match app::login::login(&state, typed.clone(), password, ip).await? {
         LoginOutcome::Success(user_id) => {
             session::start(&state, &session, &req, user_id).await?;
             Ok(see_other("/channels"))
+        }
+        LoginOutcome::SecondFactor(user_id) => {
+            session::set_pending(&session, user_id, Step::Code)?;
+            Ok(see_other("/login/code"))
+        }
+        LoginOutcome::Enrol(user_id) => {
+            session::set_pending(&session, user_id, Step::Enrol)?;
+            Ok(see_other("/account/two-factor"))
         }
         LoginOutcome::Failure => login_refused(
             &session,
@@ -88,6 +99,12 @@ pub async fn login(
             typed,
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many failed attempts. Wait {seconds} seconds, then try again."),
+        ),
+        LoginOutcome::Busy => login_refused(
+            &session,
+            typed,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many logins at once. Try again in a moment.".into(),
         ),
     }
 }
@@ -107,11 +124,79 @@ fn login_refused(
     render(status, &page)
 }
 
+fn code_page(
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let page = LoginCodePage {
+        shell: Shell::anonymous(session::csrf_token(session)?),
+        error,
+    };
+    render(status, &page)
+}
+
+/// The second step: only for a browser whose password was right a moment ago.
+pub async fn login_code_page(session: Session) -> Result<HttpResponse, AppError> {
+    if session::pending(&session, Step::Code).is_none() {
+        return Ok(see_other("/login"));
+    }
+    code_page(&session, StatusCode::OK, None)
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+}
+
+pub async fn login_code(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    let Some(user_id) = session::pending(&session, Step::Code) else {
+        return Ok(see_other("/login"));
+    };
+    let code: String = form.into_inner().code.chars().take(64).collect();
+    if code.trim().is_empty() {
+        let msg = "Enter the six-digit code from your app, or a recovery code.";
+        return code_page(&session, StatusCode::UNPROCESSABLE_ENTITY, Some(msg.into()));
+    }
+    let ip = client_ip(&req, &state.settings.trusted_proxies);
+    match app::login::second_factor(&state, user_id, code, ip).await {
+        Ok(CodeOutcome::Success) => {
+            session::clear_pending(&session);
+            session::start(&state, &session, &req, user_id).await?;
+            Ok(see_other("/channels"))
+        }
+        Ok(CodeOutcome::Failure) => code_page(
+            &session,
+            StatusCode::UNAUTHORIZED,
+            Some("That code is not right, or was already used. Try the next one.".into()),
+        ),
+        Ok(CodeOutcome::Throttled(seconds)) => code_page(
+            &session,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(format!(
+                "Too many wrong codes. Wait {seconds} seconds, then try again."
+            )),
+        ),
+        Err(app::Error::NotFound) => {
+            session::clear_pending(&session);
+            Ok(see_other("/login"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn logout(
     state: web::Data<AppState>,
     session: Session,
     user: Option<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
+    session::clear_pending(&session);
     session::end(&state, &session, user.as_ref()).await?;
     Ok(see_other("/login?logged_out=1"))
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod channels;
 pub mod health;
 pub mod keys;
+pub mod two_factor;
 pub mod users;
 
 use actix_session::SessionMiddleware;
@@ -140,6 +141,16 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(auth::login_page))
         .route("/login", web::post().to(auth::login))
         .route("/logout", web::post().to(auth::logout))
+        .route("/login/code", web::get().to(auth::login_code_page))
+        .route("/login/code", web::post().to(auth::login_code))
+        .route(
+            "/account/two-factor",
+            web::get().to(two_factor::two_factor_page),
+        )
+        .route(
+            "/account/two-factor",
+            web::post().to(two_factor::confirm_two_factor),
+        )
         .route("/healthz", web::get().to(health::healthz))
         .route("/metrics", web::get().to(health::metrics))
         .route("/static/{path:.*}", web::get().to(assets::asset))
@@ -158,7 +169,15 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
         .route("/audit", web::get().to(audit::list_audit))
         .route("/users", web::get().to(users::list_users))
         .route("/users", web::post().to(users::create_user))
+        .route(
+            "/users/two-factor",
+            web::post().to(users::set_two_factor_requirement),
+        )
         .route("/users/{id}/role", web::post().to(users::change_role))
+        .route(
+            "/users/{id}/two-factor/reset",
+            web::post().to(users::reset_two_factor),
+        )
         .route(
             "/users/{id}/password",
             web::post().to(users::reset_password),

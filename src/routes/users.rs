@@ -10,6 +10,7 @@ use crate::app;
 use crate::domain::names::Username;
 use crate::domain::password;
 use crate::domain::role::{Action, Role};
+use crate::domain::totp::Requirement;
 use crate::error::{AppError, render};
 use crate::routes::auth::see_other;
 use crate::session::{self as sess, CurrentUser};
@@ -25,12 +26,14 @@ async fn page(
     alert: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let list = app::users::list(state, &user.actor()).await?;
+    let requirement = app::two_factor::requirement(state).await?;
     let me = user.user.id;
     let view = UsersPage {
         shell: user.shell("/users").with_flash(sess::take_flash(session)),
         rows: list.iter().map(|u| UserRow::new(u, me)).collect(),
         form,
         roles: Role::ALL.to_vec(),
+        requirement: requirement.as_str(),
         alert,
     };
     render(status, &view)
@@ -223,5 +226,51 @@ pub async fn reset_password(
         &session,
         &format!("Password of {name} changed; their sessions have ended."),
     )?;
+    Ok(see_other("/users"))
+}
+
+/// An admin turns a user's two-factor authentication off (a lost phone); audited.
+pub async fn reset_two_factor(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    session: Session,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageUsers)?;
+    app::two_factor::reset(&state, &user.actor(), path.into_inner()).await?;
+    sess::set_flash(
+        &session,
+        "Two-factor authentication reset; the user's sessions have ended.",
+    )?;
+    Ok(see_other("/users"))
+}
+
+#[derive(Deserialize)]
+pub struct RequirementInput {
+    #[serde(default)]
+    rule: String,
+}
+
+/// Who must use two-factor authentication: nobody, every admin, or everyone.
+pub async fn set_two_factor_requirement(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    session: Session,
+    input: web::Form<RequirementInput>,
+) -> Result<HttpResponse, AppError> {
+    user.require(Action::ManageUsers)?;
+    let Some(rule) = Requirement::parse(&input.rule) else {
+        return page(
+            &state,
+            &user,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            NewUserValues::default(),
+            Some("Choose who must use two-factor authentication.".into()),
+        )
+        .await;
+    };
+    app::two_factor::set_requirement(&state, &user.actor(), rule).await?;
+    sess::set_flash(&session, "Saved the two-factor requirement.")?;
     Ok(see_other("/users"))
 }

@@ -11,6 +11,8 @@ pub struct AuditRow {
     pub channel: Option<(i64, String)>,
     pub key: Option<(String, String)>,
     pub details: String,
+    /// Failed and throttled logins are one line per account, address and minute.
+    pub count: i64,
 }
 
 impl AuditRow {
@@ -26,6 +28,7 @@ impl AuditRow {
                 .clone()
                 .map(|k| (k, e.key_name.clone().unwrap_or_default())),
             details: e.details.clone(),
+            count: e.repeat_count,
         }
     }
 }

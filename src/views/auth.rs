@@ -10,3 +10,11 @@ pub struct LoginPage {
     pub error: Option<String>,
     pub notice: Option<String>,
 }
+
+/// The second step of a login: a TOTP code or a recovery code.
+#[derive(Template)]
+#[template(path = "pages/login_code.html")]
+pub struct LoginCodePage {
+    pub shell: Shell,
+    pub error: Option<String>,
+}

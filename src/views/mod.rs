@@ -7,6 +7,7 @@ pub mod channels;
 pub mod errors;
 pub mod key_detail;
 pub mod keys;
+pub mod two_factor;
 pub mod users;
 
 use crate::domain::role::{Action, Role};

@@ -12,6 +12,7 @@ pub struct UserRow {
     pub created: String,
     pub last_login: Option<String>,
     pub is_me: bool,
+    pub two_factor: bool,
 }
 
 impl UserRow {
@@ -24,6 +25,7 @@ impl UserRow {
             created: format_time(u.created_at),
             last_login: u.last_login_at.map(format_time),
             is_me: u.id == me,
+            two_factor: u.totp_enabled,
         }
     }
 }
@@ -44,5 +46,7 @@ pub struct UsersPage {
     pub rows: Vec<UserRow>,
     pub form: NewUserValues,
     pub roles: Vec<Role>,
+    /// Who must use two-factor authentication: optional, admins or everyone.
+    pub requirement: &'static str,
     pub alert: Option<String>,
 }

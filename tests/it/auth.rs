@@ -1,3 +1,6 @@
+mod lockout;
+mod two_factor;
+
 use latchkey::domain::role::Role;
 
 use crate::helpers::{ADMIN_PASSWORD, spawn_app};

@@ -111,7 +111,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 }
 
 pub async fn spawn_on(db: Arc<TestDb>, options: Options) -> TestApp {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    // LATCHKEY_TEST_BIN runs the tests against another build (a release binary, for
+    // the load figures); by default the binary cargo built with the tests.
+    let bin = std::env::var("LATCHKEY_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").to_owned());
+    let mut cmd = Command::new(bin);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", db.url())

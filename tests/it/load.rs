@@ -4,6 +4,8 @@
 //!
 //! `cargo test --test it -- --ignored load::` (LATCHKEY_LOAD_SECONDS, default 60).
 
+mod flood;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
