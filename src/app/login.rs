@@ -62,9 +62,16 @@ fn throttle_wait(c: &mut DbConnection, username: &str, address: &str) -> AppResu
     )))
 }
 
+/// The audit log's actor of a login: the typed name when it is a possible username;
+/// anything else (`api:wydd7arSTBGl` could pass for an API key's actor) is recorded as
+/// "(not a username)", never as typed.
 fn who(username: &str, user_id: Option<i64>, ip: Option<IpAddr>) -> Who {
+    let name = match crate::domain::names::Username::parse(username) {
+        Ok(u) => u.as_str().to_owned(),
+        Err(_) => "(not a username)".to_owned(),
+    };
     Who {
-        name: username.to_owned(),
+        name,
         user_id,
         source_ip: ip.map(|i| i.to_string()),
     }

@@ -355,3 +355,14 @@ async fn a_pasted_full_key_never_appears_in_a_url_without_javascript() {
     }
     assert!(!app.logs().contains(&leaked[16..]), "the key reached a log");
 }
+
+#[tokio::test]
+async fn a_login_under_a_name_shaped_like_an_api_key_actor_is_not_audited_under_that_name() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    b.login("api:wydd7arSTBGl", "whatever-password-123").await;
+    let admin = app.admin().await;
+    let audit = admin.get("/audit?action=login.failed").await;
+    assert!(!audit.body.contains("api:wydd7arSTBGl"), "{}", audit.body);
+    assert!(audit.body.contains("(not a username)"));
+}
