@@ -253,14 +253,13 @@
     var menu = e.target;
     if (menu.matches && menu.matches("details.menu") && menu.open) placeMenu(menu);
   }, true);
-  // A placed menu would drift from its button: close it when anything scrolls or resizes.
-  function closeMenus() {
-    document.querySelectorAll("details.menu[open]").forEach(function (m) { m.removeAttribute("open"); });
+  // A placed menu follows its button when anything scrolls or the window resizes
+  // (focusing an item can scroll the table, so closing it there would lose the item).
+  function placeOpenMenus() {
+    document.querySelectorAll("details.menu[open]").forEach(placeMenu);
   }
-  window.addEventListener("resize", closeMenus);
-  document.addEventListener("scroll", function (e) {
-    if (!(e.target.closest && e.target.closest(".menu-items"))) closeMenus();
-  }, true);
+  window.addEventListener("resize", placeOpenMenus);
+  document.addEventListener("scroll", placeOpenMenus, true);
 
   // Escape closes an open row menu (dialogs handle Escape themselves).
   document.addEventListener("keydown", function (e) {
