@@ -9,6 +9,38 @@ use super::actor::Actor;
 use super::error::AppResult;
 use super::run::read;
 
+/// Every audit action, for the audit page's filter.
+pub const ACTIONS: &[&str] = &[
+    "login",
+    "login.failed",
+    "login.throttled",
+    "logout",
+    "login.recovery",
+    "channel.create",
+    "channel.update",
+    "key.create",
+    "key.update",
+    "key.rename",
+    "key.activate",
+    "key.deactivate",
+    "key.delete",
+    "key.roll",
+    "key.expiring",
+    "key.postback_test",
+    "key.postback_resend",
+    "key.postback_secret",
+    "key.postback_off",
+    "user.create",
+    "user.role",
+    "user.disable",
+    "user.enable",
+    "user.password",
+    "user.unlock",
+    "user.2fa.enable",
+    "user.2fa.reset",
+    "settings.2fa",
+];
+
 /// A page of events (newest first, older than `before`) and the channels to filter by.
 pub async fn list(
     state: &AppState,

@@ -126,38 +126,6 @@ pub enum Event<'a> {
     },
 }
 
-/// Every audit action, for the audit page's filter.
-pub const ACTIONS: &[&str] = &[
-    "login",
-    "login.failed",
-    "login.throttled",
-    "logout",
-    "login.recovery",
-    "channel.create",
-    "channel.update",
-    "key.create",
-    "key.update",
-    "key.rename",
-    "key.activate",
-    "key.deactivate",
-    "key.delete",
-    "key.roll",
-    "key.expiring",
-    "key.postback_test",
-    "key.postback_resend",
-    "key.postback_secret",
-    "key.postback_off",
-    "user.create",
-    "user.role",
-    "user.disable",
-    "user.enable",
-    "user.password",
-    "user.unlock",
-    "user.2fa.enable",
-    "user.2fa.reset",
-    "settings.2fa",
-];
-
 /// Collects the changes of one transaction's events.
 pub struct Recorder {
     who: Who,

@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
-use crate::app::{self, events::ACTIONS};
+use crate::app::{self, audit::ACTIONS};
 use crate::db::audit::AuditFilter;
 use crate::domain::audit_query::{AuditParams, AuditQuery};
 use crate::domain::role::Action;

@@ -3,11 +3,10 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
-use super::common::{keys_url, permissions, respond};
+use super::common::{keys_url, one_time_reveal, permissions, respond};
 use crate::app;
 use crate::db::channels::Channel;
 use crate::db::keys::ApiKey;
@@ -15,13 +14,13 @@ use crate::domain::grace::Grace;
 use crate::domain::key::PlainKey;
 use crate::domain::role::Action;
 use crate::domain::webhook::SigningSecret;
-use crate::error::{AppError, render};
+use crate::error::AppError;
 use crate::htmx::{HxRequest, HxResponse, KEYS_CHANGED};
 use crate::routes::auth::see_other;
 use crate::session::{self as sess, CurrentUser};
 use crate::state::AppState;
 use crate::views::errors::{ModalCloseOob, Toast, ToastOob};
-use crate::views::keys::{Confirm, FormPage, KeyRow, Reveal, RollForm, StackModal};
+use crate::views::keys::{Confirm, KeyRow, Reveal, RollForm};
 
 /// The toast and the closed modal that end every row action.
 fn done(message: &str) -> Result<String, AppError> {
@@ -199,32 +198,7 @@ pub(super) fn reveal_response(
         done_href: keys_url(channel_id),
         in_modal: hx.is_htmx,
     };
-    let mut res = if hx.is_htmx {
-        let modal = StackModal {
-            title: "Your new API key",
-            body: reveal.render()?,
-            require_ack: true,
-        };
-        HxResponse::ok()
-            .html(&modal.render()?)
-            .retarget("#modal-stack")
-            .reswap("innerHTML")
-            .trigger(KEYS_CHANGED)
-            .finish()
-    } else {
-        let page = FormPage {
-            shell: user.shell("/channels"),
-            title: "Your new API key",
-            body: reveal.render()?,
-        };
-        render(StatusCode::OK, &page)?
-    };
-    // No cache may keep it.
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(res)
+    one_time_reveal(user, hx, "Your new API key", reveal.render()?, "")
 }
 
 pub async fn roll_form(

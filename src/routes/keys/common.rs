@@ -3,10 +3,12 @@
 
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use askama::Template;
 
 use crate::domain::role::Action;
 use crate::error::{AppError, render};
-use crate::htmx::{HxRequest, HxResponse};
+use crate::htmx::{HxRequest, HxResponse, KEYS_CHANGED};
 use crate::session::CurrentUser;
 use crate::views::keys::{FormPage, KeyPermissions, StackModal};
 
@@ -53,4 +55,42 @@ pub fn respond(
             body,
         },
     )
+}
+
+/// The one response that carries a secret (a new key, a signing secret): a stacked
+/// modal that stays until the person ticks "I have saved it" (htmx; the keys list
+/// behind it refreshes itself on `keys-changed`), or a page of its own; never cached.
+/// `extra` is out-of-band HTML sent along (a toast).
+pub fn one_time_reveal(
+    user: &CurrentUser,
+    hx: &HxRequest,
+    title: &str,
+    body: String,
+    extra: &str,
+) -> Result<HttpResponse, AppError> {
+    let mut res = if hx.is_htmx {
+        let modal = StackModal {
+            title,
+            body,
+            require_ack: true,
+        };
+        HxResponse::ok()
+            .html(&(modal.render()? + extra))
+            .retarget("#modal-stack")
+            .reswap("innerHTML")
+            .trigger(KEYS_CHANGED)
+            .finish()
+    } else {
+        let page = FormPage {
+            shell: user.shell("/channels"),
+            title,
+            body,
+        };
+        render(StatusCode::OK, &page)?
+    };
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(res)
 }

@@ -2,22 +2,21 @@
 //! event, resend one delivery.
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use super::common::one_time_reveal;
 use crate::app;
 use crate::db::keys::ApiKey;
 use crate::domain::webhook::SigningSecret;
-use crate::error::{AppError, render};
-use crate::htmx::{HxRequest, HxResponse, KEYS_CHANGED};
+use crate::error::AppError;
+use crate::htmx::HxRequest;
 use crate::routes::auth::see_other;
 use crate::session::{self as sess, CurrentUser};
 use crate::state::AppState;
 use crate::views::errors::{Toast, ToastOob};
 use crate::views::format_time;
-use crate::views::keys::{FormPage, SecretReveal, StackModal};
+use crate::views::keys::SecretReveal;
 
 /// Shows a signing secret once: a modal for htmx, a page otherwise; never cached.
 pub(super) fn secret_response(
@@ -35,40 +34,21 @@ pub(super) fn secret_response(
         in_modal: hx.is_htmx,
         overlap_ends: overlap_ends.map(format_time),
     };
-    let title = "Your POSTback signing secret";
-    let mut res = if hx.is_htmx {
-        let modal = StackModal {
-            title,
-            body: reveal.render()?,
-            require_ack: true,
-        };
-        // After an edit: the saved toast, and the keys list follows.
-        let toast = match saved {
-            Some(message) => ToastOob {
-                toast: Toast::success(message),
-            }
-            .render()?,
-            None => String::new(),
-        };
-        HxResponse::ok()
-            .html(&(modal.render()? + &toast))
-            .retarget("#modal-stack")
-            .reswap("innerHTML")
-            .trigger(KEYS_CHANGED)
-            .finish()
-    } else {
-        let page = FormPage {
-            shell: user.shell("/channels"),
-            title,
-            body: reveal.render()?,
-        };
-        render(StatusCode::OK, &page)?
+    // After an edit: the saved toast too.
+    let toast = match saved {
+        Some(message) => ToastOob {
+            toast: Toast::success(message),
+        }
+        .render()?,
+        None => String::new(),
     };
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(res)
+    one_time_reveal(
+        user,
+        hx,
+        "Your POSTback signing secret",
+        reveal.render()?,
+        &toast,
+    )
 }
 
 pub async fn roll_postback_secret(
