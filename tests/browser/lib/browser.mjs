@@ -265,18 +265,26 @@ export async function topDialogHandle(page) {
  * click lands at that point. Playwright's own click scrolls inside containers first,
  * which once hid a row menu that people could not reach.
  */
-export async function clickAsPerson(page, selector) {
+export async function clickAsPerson(page, selector, { within = 1000 } = {}) {
   const el = page.locator(selector).first();
   await el.waitFor({ state: 'visible' });
-  const where = await el.evaluate((node) => {
-    const r = node.getBoundingClientRect();
-    const x = r.left + r.width / 2;
-    const y = r.top + r.height / 2;
-    const inside = r.width > 0 && r.height > 0 && x >= 0 && y >= 0 && x <= window.innerWidth && y <= window.innerHeight;
-    const top = inside ? document.elementFromPoint(x, y) : null;
-    const covered = !top || (top !== node && !node.contains(top));
-    return { x, y, inside, covered, top: top ? `${top.tagName.toLowerCase()}${top.id ? '#' + top.id : ''}.${[...top.classList].join('.')} "${(top.textContent || '').trim().slice(0, 30)}"` : null };
-  });
+  // A person cannot click within a frame of what opened it: give the page `within` ms
+  // (a menu is placed on its toggle event, a task after the click) to show it.
+  const end = Date.now() + within;
+  let where;
+  for (;;) {
+    where = await el.evaluate((node) => {
+      const r = node.getBoundingClientRect();
+      const x = r.left + r.width / 2;
+      const y = r.top + r.height / 2;
+      const inside = r.width > 0 && r.height > 0 && x >= 0 && y >= 0 && x <= window.innerWidth && y <= window.innerHeight;
+      const top = inside ? document.elementFromPoint(x, y) : null;
+      const covered = !top || (top !== node && !node.contains(top));
+      return { x, y, inside, covered, top: top ? `${top.tagName.toLowerCase()}${top.id ? '#' + top.id : ''}.${[...top.classList].join('.')} "${(top.textContent || '').trim().slice(0, 30)}"` : null };
+    });
+    if ((where.inside && !where.covered) || Date.now() > end) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
   assert.ok(where.inside, `${selector} is outside the viewport`);
   assert.ok(!where.covered, `${selector} is covered at its centre by ${where.top}`);
   await page.mouse.click(where.x, where.y);
