@@ -8,6 +8,7 @@ use actix_web::web::Data;
 
 use crate::app;
 use crate::db;
+use crate::retention::Retention;
 use crate::state::AppState;
 
 /// Polls `key_changes` so that a change made by another instance sharing the database
@@ -44,6 +45,21 @@ pub fn spawn_change_poller(state: Data<AppState>, every: Duration, expiry_scan_e
                 }
                 Err(e) => tracing::warn!(error = %e, "polling key changes failed"),
             }
+        }
+    });
+}
+
+/// Usage retention, in a task of its own: a long prune never delays the change poller
+/// (revocations must reach this instance within a second).
+pub fn spawn_retention(state: Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let every = Duration::from_millis(state.settings.retention_every_ms.max(10));
+        // Figures are recomputed every ten passes (five minutes by default).
+        let mut retention = Retention::new(every * 10);
+        let mut ticker = actix_web::rt::time::interval(every);
+        loop {
+            ticker.tick().await;
+            retention.run(&state).await;
         }
     });
 }

@@ -172,6 +172,34 @@ pub struct Settings {
         global = true
     )]
     pub usage_flush_ms: u64,
+    /// Days the raw request log keeps a row (a debugging aid; charts and usage figures
+    /// come from rollups, kept 400 days).
+    #[arg(
+        long,
+        env = "LATCHKEY_REQUEST_LOG_DAYS",
+        default_value_t = 7,
+        global = true
+    )]
+    pub request_log_days: i64,
+    /// Most recent raw request-log rows kept per key.
+    #[arg(
+        long,
+        env = "LATCHKEY_REQUEST_LOG_PER_KEY",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub request_log_per_key: i64,
+    /// How often old usage is pruned, in milliseconds.
+    #[arg(
+        long,
+        env = "LATCHKEY_RETENTION_EVERY_MS",
+        default_value_t = 30_000,
+        global = true
+    )]
+    pub retention_every_ms: u64,
+    /// Days the audit log keeps a line (unset: for ever).
+    #[arg(long, env = "LATCHKEY_AUDIT_KEEP_DAYS", global = true)]
+    pub audit_keep_days: Option<i64>,
     /// Keys kept in the in-memory verification cache.
     #[arg(
         long,
@@ -238,6 +266,18 @@ impl Settings {
         }
         if self.key_cache_size > 100_000_000 {
             return Err("LATCHKEY_KEY_CACHE_SIZE must be at most 100000000".into());
+        }
+        if !(1..=36_500).contains(&self.request_log_days) {
+            return Err("LATCHKEY_REQUEST_LOG_DAYS must be between 1 and 36500".into());
+        }
+        if !(1..=10_000_000).contains(&self.request_log_per_key) {
+            return Err("LATCHKEY_REQUEST_LOG_PER_KEY must be between 1 and 10000000".into());
+        }
+        if self
+            .audit_keep_days
+            .is_some_and(|d| !(1..=36_500).contains(&d))
+        {
+            return Err("LATCHKEY_AUDIT_KEEP_DAYS must be between 1 and 36500".into());
         }
         if self
             .scopes

@@ -13,6 +13,7 @@ pub mod htmx;
 pub mod metrics;
 pub mod net;
 pub mod postback;
+pub mod retention;
 pub mod routes;
 pub mod session;
 pub mod startup;

@@ -58,7 +58,7 @@ impl Application {
             key: session_key,
             secure: settings.cookies_secure(),
         };
-        let usage = Arc::new(UsageRecorder::default());
+        let usage = Arc::new(UsageRecorder::new(settings.request_log_per_key));
         usage::spawn_flusher(
             usage.clone(),
             pool.clone(),
@@ -96,6 +96,7 @@ impl Application {
         postback::spawn_worker(state.clone(), worker);
         // Expiring keys are looked for every 60 POSTback polls (a minute by default).
         background::spawn_change_poller(state.clone(), Duration::from_millis(500), poll * 60);
+        background::spawn_retention(state.clone());
 
         let mut server = HttpServer::new(move || {
             App::new()

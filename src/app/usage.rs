@@ -1,8 +1,10 @@
-//! What a key did: its request log, hourly counts and POSTback deliveries.
+//! What a key did: its usage from rollups (charts, totals per outcome), its raw request
+//! log and its POSTback deliveries.
 
 use crate::db::channels::Channel;
 use crate::db::keys::ApiKey;
 use crate::db::outbox::{self, OutboxRow};
+use crate::db::rollups::{self, Period};
 use crate::db::usage::{self, RequestRow, StatusFilter};
 use crate::domain::role::Action;
 use crate::state::AppState;
@@ -17,8 +19,12 @@ pub struct Activity {
     pub log: Vec<RequestRow>,
     /// Whether older rows exist.
     pub more: bool,
-    /// `(YYYY-MM-DD HH, count)` for the last 30 days.
-    pub hourly: Vec<(String, i64)>,
+    /// Uses per hour (bucket start, count) over the last 48 hours, from rollups.
+    pub hours: Vec<(time::PrimitiveDateTime, i64)>,
+    /// Uses per day over the last 30 days, from rollups.
+    pub days: Vec<(time::PrimitiveDateTime, i64)>,
+    /// Totals per outcome over the last 30 days (`VALID`, `API_2XX`, …), largest first.
+    pub outcomes: Vec<(String, i64)>,
     pub deliveries: Vec<OutboxRow>,
     /// During a signing-secret roll: until when the previous secret also signs.
     pub secret_overlap_ends: Option<time::PrimitiveDateTime>,
@@ -36,7 +42,9 @@ pub async fn key_activity(
     actor.require_scope(SCOPE_READ)?;
     let (key, channel) = super::keys::find(state, actor, key_id).await?;
     let (id, otr) = (key.id, key.off_the_record);
-    let since = crate::db::now() - time::Duration::days(30);
+    let now = crate::db::now();
+    let hours_from = Period::Hour.bucket_of(now) - time::Duration::hours(47);
+    let days_from = Period::Day.bucket_of(now) - time::Duration::days(29);
     let activity = read(state, move |c| {
         let mut log = if otr {
             Vec::new()
@@ -48,7 +56,9 @@ pub async fn key_activity(
         Ok(Activity {
             log,
             more,
-            hourly: usage::hourly_counts(c, id, since)?,
+            hours: rollups::series(c, id, Period::Hour, hours_from)?,
+            days: rollups::series(c, id, Period::Day, days_from)?,
+            outcomes: rollups::outcomes(c, id, days_from)?,
             deliveries: outbox::recent_for_key(c, id, 20)?,
             secret_overlap_ends: crate::db::postback_secrets::overlap_ends(c, id)?,
         })

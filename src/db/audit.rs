@@ -1,6 +1,7 @@
 //! The audit trail: who did what, when, from where, to which channel and key.
 
 use diesel::prelude::*;
+use time::PrimitiveDateTime;
 
 use super::schema::audit_events;
 use super::{DbConnection, DbResult, now};
@@ -168,4 +169,19 @@ pub fn list(
         .limit(limit)
         .select(AuditEvent::as_select())
         .load(conn)?)
+}
+
+/// Deletes up to `batch` of the oldest lines older than `cutoff` (only when
+/// `LATCHKEY_AUDIT_KEEP_DAYS` is set); returns how many.
+pub fn prune(conn: &mut DbConnection, cutoff: PrimitiveDateTime, batch: i64) -> DbResult<usize> {
+    let ids: Vec<i64> = audit_events::table
+        .filter(audit_events::occurred_at.lt(cutoff))
+        .order((audit_events::occurred_at.asc(), audit_events::id.asc()))
+        .select(audit_events::id)
+        .limit(batch)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(audit_events::table.filter(audit_events::id.eq_any(ids))).execute(conn)?)
 }

@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
 use super::keys::ApiKey;
-use super::schema::api_keys;
+use super::rollups::Period;
+use super::schema::{api_keys, usage_rollups};
 use super::{DbConnection, DbResult, now};
 use crate::domain::list::{Cursor, Dir, Filter, ListQuery, Risk, Sort, Within, like_contains};
 
@@ -24,9 +25,16 @@ fn filtered<'a>(within: Within, filter: &Filter, risk: Option<Risk>) -> Boxed<'a
     q = match risk {
         None => q,
         Some(Risk::NeverExpires) => q.filter(api_keys::expires_at.is_null()),
-        Some(Risk::Idle) => q.filter(
-            api_keys::last_used_order.lt(super::usage::order_of(t - time::Duration::days(90))),
-        ),
+        // From rollups: no day bucket in the last 90 days (day rows are kept 400).
+        Some(Risk::Idle) => q.filter(diesel::dsl::not(diesel::dsl::exists(
+            usage_rollups::table
+                .filter(usage_rollups::api_key_id.eq(api_keys::id))
+                .filter(usage_rollups::period.eq(Period::Day.as_str()))
+                .filter(
+                    usage_rollups::bucket_start
+                        .ge(Period::Day.bucket_of(t) - time::Duration::days(89)),
+                ),
+        ))),
         Some(Risk::NoNetworkLimit) => q.filter(api_keys::allowed_cidrs.eq("")),
         Some(Risk::ExpiringSoon) => q
             .filter(api_keys::expires_at.gt(t))
@@ -55,6 +63,7 @@ enum Anchor {
     Name(String, i64),
     Created(PrimitiveDateTime, i64),
     LastUsed(i64, i64),
+    Uses(i64, i64),
 }
 
 fn anchor_of(row: &ApiKey, sort: Sort) -> Anchor {
@@ -62,6 +71,7 @@ fn anchor_of(row: &ApiKey, sort: Sort) -> Anchor {
         Sort::Name => Anchor::Name(row.name_lower.clone(), row.id),
         Sort::Created => Anchor::Created(row.created_at, row.id),
         Sort::LastUsed => Anchor::LastUsed(row.last_used_order, row.id),
+        Sort::Uses => Anchor::Uses(row.uses_30d, row.id),
     }
 }
 
@@ -142,6 +152,13 @@ fn walk(
                 _ => None,
             };
             run!(api_keys::last_used_order, a)
+        }
+        Sort::Uses => {
+            let a = match anchor {
+                Some(Anchor::Uses(v, id)) => Some((*v, *id)),
+                _ => None,
+            };
+            run!(api_keys::uses_30d, a)
         }
     })
 }

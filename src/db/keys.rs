@@ -47,6 +47,9 @@ pub struct ApiKey {
     pub deactivated_by_person: bool,
     pub holds_slot: bool,
     pub postback_gone_at: Option<PrimitiveDateTime>,
+    /// Requests in the last 24 hours / 30 days, from rollups (see `db::rollups`).
+    pub uses_24h: i64,
+    pub uses_30d: i64,
 }
 
 impl ApiKey {
@@ -392,4 +395,12 @@ pub fn claim_expiry_notice(conn: &mut DbConnection, id: i64) -> DbResult<bool> {
         .set(api_keys::expiry_notice_sent_at.eq(Some(now())))
         .execute(conn)?
         == 1)
+}
+
+/// The highest key id (0 with no keys): where id-range walks stop.
+pub fn max_id(conn: &mut DbConnection) -> DbResult<i64> {
+    let id: Option<i64> = api_keys::table
+        .select(diesel::dsl::max(api_keys::id))
+        .first(conn)?;
+    Ok(id.unwrap_or(0))
 }

@@ -72,6 +72,8 @@ diesel::table! {
         deactivated_by_person -> Bool,
         holds_slot -> Bool,
         postback_gone_at -> Nullable<Timestamp>,
+        uses_24h -> BigInt,
+        uses_30d -> BigInt,
     }
 }
 
@@ -99,9 +101,21 @@ diesel::table! {
         api_key_id -> BigInt,
         channel_id -> BigInt,
         method -> Text,
-        path -> Text,
+        route -> Text,
         status -> Integer,
         source_ip -> Nullable<Text>,
+        kind -> Text,
+        code -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    usage_rollups (api_key_id, period, bucket_start, outcome) {
+        api_key_id -> BigInt,
+        period -> Text,
+        bucket_start -> Timestamp,
+        outcome -> Text,
+        count -> BigInt,
     }
 }
 
@@ -182,6 +196,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_events,
     request_log,
+    usage_rollups,
     outbox,
     postback_secrets,
     key_changes,

@@ -1,10 +1,10 @@
-//! The request log and "last used": written in batches by `usage::UsageRecorder`,
-//! read by the key detail view.
+//! The raw request log and "last used": written in batches by `usage::UsageRecorder`
+//! (together with the rollups), read by the key detail view, pruned by age and per key.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamp};
 use time::PrimitiveDateTime;
 
+use super::rollups::{self, KeyUse, NewRollup};
 use super::schema::{api_keys, request_log};
 use super::{DbConnection, DbResult};
 
@@ -17,27 +17,26 @@ pub struct NewRequest {
     pub occurred_at: PrimitiveDateTime,
     pub api_key_id: i64,
     pub channel_id: i64,
-    pub method: String,
-    pub path: String,
+    pub method: &'static str,
+    pub route: String,
     pub status: i32,
     pub source_ip: Option<String>,
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
 }
 
-#[derive(Debug, Clone)]
-pub struct LastUsed {
-    pub at: PrimitiveDateTime,
-    pub ip: Option<String>,
-}
-
-/// Writes one batch in one transaction: on SQLite 1,000 rows per INSERT (7,000 bound
-/// values, under its limit), on PostgreSQL one binary COPY. Neither is available
-/// through the shared connection type, so this matches on the backend.
+/// Writes one flush in one transaction: rollups (upserts), raw rows (on SQLite 1,000
+/// rows per INSERT, 9,000 bound values, under its limit; on PostgreSQL one binary COPY —
+/// neither is available through the shared connection type, hence the match), then
+/// each key's figures and last use.
 pub fn write_batch(
     conn: &mut DbConnection,
     rows: &[NewRequest],
-    last_used: &[(i64, LastUsed)],
+    rollup_rows: &[NewRollup],
+    uses: &[KeyUse],
 ) -> DbResult<()> {
     conn.transaction(|conn| {
+        rollups::add(conn, rollup_rows)?;
         match conn {
             DbConnection::Sqlite(c) => {
                 for chunk in rows.chunks(1000) {
@@ -55,10 +54,14 @@ pub fn write_batch(
             }
             DbConnection::Postgresql(_) => {}
         }
-        for (id, used) in last_used {
+        rollups::add_to_figures(conn, uses)?;
+        for (id, used) in uses
+            .iter()
+            .filter_map(|u| u.last.as_ref().map(|l| (u.id, l)))
+        {
             let order = order_of(used.at);
             // Only move forward: several instances may report the same key.
-            diesel::update(api_keys::table.find(*id))
+            diesel::update(api_keys::table.find(id))
                 .filter(api_keys::last_used_order.lt(order))
                 .set((
                     api_keys::last_used_at.eq(used.at),
@@ -118,9 +121,11 @@ pub struct RequestRow {
     pub id: i64,
     pub occurred_at: PrimitiveDateTime,
     pub method: String,
-    pub path: String,
+    pub route: String,
     pub status: i32,
     pub source_ip: Option<String>,
+    pub kind: String,
+    pub code: Option<String>,
 }
 
 /// Newest first; `before` is the id of the last row of the previous page.
@@ -149,34 +154,67 @@ pub fn log_page(
         .load(conn)?)
 }
 
-#[derive(QueryableByName)]
-struct Bucket {
-    #[diesel(sql_type = Text)]
-    bucket: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
+/// Deletes the oldest rows older than `cutoff`, up to `batch` of them. Ids grow with
+/// time, so this reads the `batch` lowest ids (no index on the time needed, no scan of
+/// young rows) and deletes the old ones among them. Returns how many went and whether
+/// the batch was all old (more may follow).
+pub fn prune_older_than(
+    conn: &mut DbConnection,
+    cutoff: PrimitiveDateTime,
+    batch: i64,
+) -> DbResult<(usize, bool)> {
+    let oldest: Vec<(i64, PrimitiveDateTime)> = request_log::table
+        .order(request_log::id.asc())
+        .select((request_log::id, request_log::occurred_at))
+        .limit(batch)
+        .load(conn)?;
+    let old: Vec<i64> = oldest
+        .iter()
+        .filter(|(_, at)| *at < cutoff)
+        .map(|(id, _)| *id)
+        .collect();
+    let all_old = old.len() as i64 == batch;
+    Ok((delete_ids(conn, &old)?, all_old))
 }
 
-/// Requests per hour (`YYYY-MM-DD HH`) since `since`. The hour expression differs per
-/// backend, so this is the one place with backend-specific SQL for it.
-pub fn hourly_counts(
+/// How many rows one key has in the log.
+pub fn rows_of(conn: &mut DbConnection, api_key_id: i64) -> DbResult<i64> {
+    Ok(request_log::table
+        .filter(request_log::api_key_id.eq(api_key_id))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Deletes up to `batch` of one key's rows beyond its newest `cap`; returns how many.
+pub fn prune_over_cap(
     conn: &mut DbConnection,
     api_key_id: i64,
-    since: PrimitiveDateTime,
-) -> DbResult<Vec<(String, i64)>> {
-    let sql = match conn {
-        DbConnection::Sqlite(_) => {
-            "SELECT strftime('%Y-%m-%d %H', occurred_at) AS bucket, COUNT(*) AS n FROM request_log \
-             WHERE api_key_id = ? AND occurred_at >= ? GROUP BY bucket"
-        }
-        DbConnection::Postgresql(_) => {
-            "SELECT to_char(date_trunc('hour', occurred_at), 'YYYY-MM-DD HH24') AS bucket, COUNT(*) AS n \
-             FROM request_log WHERE api_key_id = $1 AND occurred_at >= $2 GROUP BY bucket"
-        }
+    cap: i64,
+    batch: i64,
+) -> DbResult<usize> {
+    let boundary: Option<i64> = request_log::table
+        .filter(request_log::api_key_id.eq(api_key_id))
+        .order(request_log::id.desc())
+        .offset(cap)
+        .select(request_log::id)
+        .first(conn)
+        .optional()?;
+    let Some(boundary) = boundary else {
+        return Ok(0);
     };
-    let rows: Vec<Bucket> = diesel::sql_query(sql)
-        .bind::<BigInt, _>(api_key_id)
-        .bind::<Timestamp, _>(since)
+    let ids: Vec<i64> = request_log::table
+        .filter(request_log::api_key_id.eq(api_key_id))
+        .filter(request_log::id.le(boundary))
+        .order(request_log::id.asc())
+        .select(request_log::id)
+        .limit(batch)
         .load(conn)?;
-    Ok(rows.into_iter().map(|b| (b.bucket, b.n)).collect())
+    delete_ids(conn, &ids)
+}
+
+fn delete_ids(conn: &mut DbConnection, ids: &[i64]) -> DbResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(request_log::table.filter(request_log::id.eq_any(ids))).execute(conn)?)
 }

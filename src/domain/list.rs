@@ -22,6 +22,8 @@ pub enum Sort {
     Name,
     Created,
     LastUsed,
+    /// Requests in the last 30 days (from rollups).
+    Uses,
 }
 
 impl Sort {
@@ -30,11 +32,12 @@ impl Sort {
             Sort::Name => "name",
             Sort::Created => "created",
             Sort::LastUsed => "last_used",
+            Sort::Uses => "uses",
         }
     }
 
     fn parse(s: &str) -> Option<Sort> {
-        [Sort::Name, Sort::Created, Sort::LastUsed]
+        [Sort::Name, Sort::Created, Sort::LastUsed, Sort::Uses]
             .into_iter()
             .find(|x| x.as_str() == s)
     }
@@ -43,7 +46,7 @@ impl Sort {
     pub fn natural_dir(self) -> Dir {
         match self {
             Sort::Name => Dir::Asc,
-            Sort::Created | Sort::LastUsed => Dir::Desc,
+            Sort::Created | Sort::LastUsed | Sort::Uses => Dir::Desc,
         }
     }
 }

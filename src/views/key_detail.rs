@@ -81,45 +81,50 @@ impl Chart {
     }
 }
 
-/// Per-day (30) and per-hour (48) charts from hourly counts keyed `YYYY-MM-DD HH`.
-pub fn charts(hourly: &[(String, i64)], now: PrimitiveDateTime) -> (Chart, Chart) {
-    let by_hour: HashMap<&str, i64> = hourly.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let mut by_day: HashMap<String, i64> = HashMap::new();
-    for (k, v) in hourly {
-        *by_day.entry(k.chars().take(10).collect()).or_default() += v;
-    }
+/// Per-day (30) and per-hour (48) charts from rollup series (bucket start, count);
+/// buckets with no row are zero.
+pub fn charts(
+    days: &[(PrimitiveDateTime, i64)],
+    hours: &[(PrimitiveDateTime, i64)],
+    now: PrimitiveDateTime,
+) -> (Chart, Chart) {
+    let by_day: HashMap<PrimitiveDateTime, i64> = days.iter().copied().collect();
+    let by_hour: HashMap<PrimitiveDateTime, i64> = hours.iter().copied().collect();
     let day_fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let hour_fmt = time::macros::format_description!("[year]-[month]-[day] [hour]");
-    let days: Vec<(String, i64)> = (0..30)
+    let hour_fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:00");
+    let today = now.replace_time(time::Time::MIDNIGHT);
+    let this_hour = today + time::Duration::hours(i64::from(now.hour()));
+    let day_bars: Vec<(String, i64)> = (0..30)
         .rev()
         .map(|d| {
-            let key = (now - time::Duration::days(d))
-                .format(&day_fmt)
-                .unwrap_or_default();
-            let n = by_day.get(&key).copied().unwrap_or(0);
-            (key, n)
+            let at = today - time::Duration::days(d);
+            let n = by_day.get(&at).copied().unwrap_or(0);
+            (at.format(&day_fmt).unwrap_or_default(), n)
         })
         .collect();
-    let hours: Vec<(String, i64)> = (0..48)
+    let hour_bars: Vec<(String, i64)> = (0..48)
         .rev()
         .map(|h| {
-            let key = (now - time::Duration::hours(h))
-                .format(&hour_fmt)
-                .unwrap_or_default();
-            let n = by_hour.get(key.as_str()).copied().unwrap_or(0);
-            (format!("{key}:00"), n)
+            let at = this_hour - time::Duration::hours(h);
+            let n = by_hour.get(&at).copied().unwrap_or(0);
+            (at.format(&hour_fmt).unwrap_or_default(), n)
         })
         .collect();
     (
-        Chart::new("Requests per day, last 30 days", days),
-        Chart::new("Requests per hour, last 48 hours", hours),
+        Chart::new("Requests per day, last 30 days", day_bars),
+        Chart::new("Requests per hour, last 48 hours", hour_bars),
     )
 }
 
 pub struct LogRow {
     pub at: String,
+    /// "Made with this key" or "Verified by a caller".
+    pub kind: &'static str,
+    pub verification: bool,
+    /// For verifications: the outcome code (VALID, DISABLED, …).
+    pub code: String,
     pub method: String,
-    pub path: String,
+    pub route: String,
     pub status: i32,
     pub status_class: &'static str,
     pub source_ip: String,
@@ -129,8 +134,15 @@ impl LogRow {
     pub fn new(r: &RequestRow) -> Self {
         LogRow {
             at: format_time(r.occurred_at),
+            kind: if r.kind == "verify" {
+                "Verified by a caller"
+            } else {
+                "Made with this key"
+            },
+            verification: r.kind == "verify",
+            code: r.code.clone().unwrap_or_default(),
             method: r.method.clone(),
-            path: r.path.clone(),
+            route: r.route.clone(),
             status: r.status,
             status_class: match r.status {
                 200..=299 => "badge-success",
@@ -249,6 +261,11 @@ pub struct KeyDetailPage {
     pub off_the_record: bool,
     pub daily: Chart,
     pub hourly: Chart,
+    /// Requests in the last 24 hours and 30 days (from rollups).
+    pub uses_24h: i64,
+    pub uses_30d: i64,
+    /// Totals per outcome over 30 days, largest first.
+    pub outcomes: Vec<(String, i64)>,
     pub log: RequestLog,
     pub perms: KeyPermissions,
     pub deliveries: Vec<DeliveryRow>,
@@ -289,6 +306,9 @@ impl KeyDetailPage {
             off_the_record: k.off_the_record,
             daily: charts.0,
             hourly: charts.1,
+            uses_24h: k.uses_24h,
+            uses_30d: k.uses_30d,
+            outcomes: Vec::new(),
             log,
             perms,
             deliveries: Vec::new(),

@@ -67,6 +67,8 @@ pub struct KeyRow {
     pub expires: Option<String>,
     pub status: KeyStatus,
     pub last_used: Option<String>,
+    pub uses_24h: i64,
+    pub uses_30d: i64,
     pub enabled: bool,
     pub rolled: bool,
     pub perms: KeyPermissions,
@@ -88,6 +90,8 @@ impl KeyRow {
             expires: k.expires_at.map(format_time),
             status: k.status(now),
             last_used: k.last_used_at.map(format_time),
+            uses_24h: k.uses_24h,
+            uses_30d: k.uses_30d,
             enabled: k.enabled,
             // A rolled key is never rolled again (roll its successor).
             rolled: k.rolled_to_key_id.is_some(),
@@ -176,6 +180,7 @@ impl KeysResults {
             ("Name", Sort::Name),
             ("Created", Sort::Created),
             ("Last used", Sort::LastUsed),
+            ("Requests 24 h / 30 d", Sort::Uses),
         ]
         .into_iter()
         .map(|(label, sort)| {

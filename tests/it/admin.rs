@@ -373,10 +373,14 @@ async fn the_risk_overview_counts_risky_keys_and_links_to_them() {
         ],
     )
     .await;
-    // "fenced-later" was used yesterday; the others never.
+    // "fenced-later" was used yesterday (its rollups say so; its raw log and last use
+    // are empty: the idle check reads rollups); the others never.
+    let yesterday = (latchkey::db::now() - time::Duration::days(1))
+        .format(&time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap();
     app.exec(&format!(
-        "UPDATE api_keys SET last_used_order = {} WHERE key_id = '{}'",
-        latchkey::db::usage::order_of(latchkey::db::now() - time::Duration::days(1)),
+        "INSERT INTO usage_rollups (api_key_id, period, bucket_start, outcome, count) \
+         SELECT id, 'day', '{yesterday} 00:00:00', 'VALID', 3 FROM api_keys WHERE key_id = '{}'",
         key_id_of(&used)
     ));
     let page = admin.get("/risks").await;

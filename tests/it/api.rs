@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use latchkey::db::schema::{api_keys, request_log};
 use serde_json::json;
 
-use crate::fixtures::{ALL_SCOPES, channel, key, key_id_of, seed, system_channel};
+use crate::fixtures::{ALL_SCOPES, channel, key, key_id_of, rollup_total, seed, system_channel};
 use crate::helpers::{Browser, Options, TestApp, spawn_app, spawn_app_with};
 
 fn fast_flush() -> Options {
@@ -555,27 +555,46 @@ async fn requests_are_logged_with_last_used_unless_off_the_record() {
         id_of(key_id_of(&target)),
         id_of(key_id_of(&quiet)),
     );
-    let rows: Vec<(String, String, i32, Option<String>)> = request_log::table
+    // The caller's verification requests are counted, not logged: the verified key's
+    // row tells the story (one row per verification).
+    let verifier_rows: i64 = request_log::table
         .filter(request_log::api_key_id.eq(verifier_id))
-        .select((
-            request_log::method,
-            request_log::path,
-            request_log::status,
-            request_log::source_ip,
-        ))
-        .load(&mut *conn)
-        .unwrap();
-    assert_eq!(rows.len(), 5);
-    assert!(rows.iter().all(|r| r.0 == "POST"
-        && r.1 == "/api/v1/keys/verify"
-        && r.2 == 200
-        && r.3.as_deref() == Some("127.0.0.1")));
-    let target_rows: i64 = request_log::table
-        .filter(request_log::api_key_id.eq(target_id))
         .count()
         .get_result(&mut *conn)
         .unwrap();
-    assert_eq!(target_rows, 6, "the verified key's use is logged too");
+    assert_eq!(verifier_rows, 0);
+    assert_eq!(rollup_total(&w.app, verifier_id, "day", Some("API_2XX")), 5);
+    type Row = (String, String, i32, Option<String>, String, Option<String>);
+    let rows: Vec<Row> = request_log::table
+        .filter(request_log::api_key_id.eq(target_id))
+        .select((
+            request_log::method,
+            request_log::route,
+            request_log::status,
+            request_log::source_ip,
+            request_log::kind,
+            request_log::code,
+        ))
+        .load(&mut *conn)
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        6,
+        "the verified key's uses are logged, one row each"
+    );
+    assert!(rows.iter().all(|r| r.0 == "POST"
+        && r.1 == "/api/v1/keys/verify"
+        && r.2 == 200
+        && r.4 == "verify"
+        && r.5.as_deref() == Some("VALID")));
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.3.as_deref() == Some("198.51.100.4"))
+            .count(),
+        5,
+        "the address the verification vouched for"
+    );
+    assert_eq!(rollup_total(&w.app, target_id, "minute", Some("VALID")), 6);
     let quiet_rows: i64 = request_log::table
         .filter(request_log::api_key_id.eq(quiet_id))
         .count()
@@ -602,13 +621,17 @@ async fn requests_are_logged_with_last_used_unless_off_the_record() {
         Some("198.51.100.4"),
         "the address the verified key was used from"
     );
-    // A refused request is logged against the key that tried, with its status.
-    let reader_status: Vec<i32> = request_log::table
+    // A refused request is logged against the key that tried, with its status and the
+    // route pattern (never the raw path).
+    let reader_rows: Vec<(i32, String, String)> = request_log::table
         .filter(request_log::api_key_id.eq(id_of(key_id_of(&reader))))
-        .select(request_log::status)
+        .select((request_log::status, request_log::route, request_log::kind))
         .load(&mut *conn)
         .unwrap();
-    assert_eq!(reader_status, [404]);
+    assert_eq!(
+        reader_rows,
+        [(404, "/api/v1/keys/{key_id}".to_owned(), "api".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -633,7 +656,14 @@ async fn buffered_log_lines_survive_a_graceful_shutdown() {
         .count()
         .get_result(&mut *w.app.conn())
         .unwrap();
-    assert_eq!(after, 60, "30 caller lines + 30 verified-key lines");
+    assert_eq!(after, 30, "one line per verification: the verified key's");
+    let target_id = crate::fixtures::stored(&w.app, &key_id_of(&target)).id;
+    let verifier_id = crate::fixtures::stored(&w.app, &key_id_of(&w.verifier)).id;
+    assert_eq!(rollup_total(&w.app, target_id, "hour", Some("VALID")), 30);
+    assert_eq!(
+        rollup_total(&w.app, verifier_id, "hour", Some("API_2XX")),
+        30
+    );
     assert!(w.app.logs().contains("request log flushed at shutdown"));
 }
 
@@ -689,7 +719,10 @@ async fn the_key_detail_view_shows_usage_charts_and_a_filterable_log() {
         2,
         "one non-empty bar per chart"
     );
-    assert_eq!(page.body.matches("<td data-label=\"Status\">").count(), 4);
+    assert!(page.body.contains("<code>API_2XX</code> 4"));
+    // The caller's verification requests are counted (above), not logged: each is the
+    // verified key's row.
+    assert_eq!(page.body.matches("<td data-label=\"Status\">").count(), 0);
     assert!(
         page.body.contains("from <code>127.0.0.1</code>"),
         "last used address"
@@ -698,6 +731,11 @@ async fn the_key_detail_view_shows_usage_charts_and_a_filterable_log() {
     let tid = key_id_of(&target);
     let all = w.admin.get(&format!("/keys/{tid}")).await;
     assert_eq!(all.body.matches("<td data-label=\"Status\">").count(), 4);
+    assert_eq!(all.body.matches(">Verified by a caller<").count(), 4);
+    assert!(
+        all.body.contains("<code>VALID</code> 3")
+            && all.body.contains("<code>INSUFFICIENT_SCOPE</code> 1")
+    );
     let refused = w
         .admin
         .hx_get(&format!("/keys/{tid}?status=4xx"), "request-log")
@@ -707,7 +745,7 @@ async fn the_key_detail_view_shows_usage_charts_and_a_filterable_log() {
         refused.body.matches("<td data-label=\"Status\">").count(),
         1
     );
-    assert!(refused.body.contains(">403<"));
+    assert!(refused.body.contains(">INSUFFICIENT_SCOPE<"));
     let ok = w
         .admin
         .hx_get(&format!("/keys/{tid}?status=2xx"), "request-log")
@@ -718,7 +756,7 @@ async fn the_key_detail_view_shows_usage_charts_and_a_filterable_log() {
     let q = w.admin.get(&format!("/keys/{}", key_id_of(&quiet))).await;
     assert!(
         q.body
-            .contains("requests made with it are not written to the request log")
+            .contains("its requests are counted in the charts but not written to the request log")
     );
 }
 
@@ -737,13 +775,15 @@ async fn the_request_log_pages_backwards_in_time() {
             occurred_at: now - time::Duration::minutes(i),
             api_key_id: id,
             channel_id: w.acme,
-            method: "POST".into(),
-            path: format!("/api/v1/keys/verify#{i}"),
+            method: "GET",
+            route: format!("/api/v1/keys#{i}"),
             status: 200,
             source_ip: None,
+            kind: "api",
+            code: None,
         })
         .collect();
-    latchkey::db::usage::write_batch(&mut w.app.conn(), &rows, &[]).unwrap();
+    latchkey::db::usage::write_batch(&mut w.app.conn(), &rows, &[], &[]).unwrap();
     let first = w.admin.get(&format!("/keys/{vid}")).await;
     assert_eq!(first.body.matches("<td data-label=\"Status\">").count(), 50);
     assert!(first.body.contains("disabled>← Newest</button>"));
@@ -758,7 +798,8 @@ async fn the_request_log_pages_backwards_in_time() {
         50
     );
     assert!(!second.body.contains("disabled>← Newest</button>"));
-    assert!(second.body.contains("· 120 total"));
+    // Rows are paged by id, newest id first: page two holds rows 51–100 of 120.
+    assert!(second.body.contains("/api/v1/keys#30<") && !second.body.contains("/api/v1/keys#70<"));
 }
 
 #[tokio::test]

@@ -240,3 +240,26 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The sum of one key's rollup counts of `period` (`minute`, `hour`, `day`), of one
+/// outcome or all, as written so far (rollups are written once a flush interval).
+pub(crate) fn rollup_total(
+    app: &TestApp,
+    api_key_id: i64,
+    period: &str,
+    outcome: Option<&str>,
+) -> i64 {
+    use latchkey::db::schema::usage_rollups;
+    let mut q = usage_rollups::table
+        .filter(usage_rollups::api_key_id.eq(api_key_id))
+        .filter(usage_rollups::period.eq(period.to_owned()))
+        .into_boxed();
+    if let Some(o) = outcome {
+        q = q.filter(usage_rollups::outcome.eq(o.to_owned()));
+    }
+    let counts: Vec<i64> = q
+        .select(usage_rollups::count)
+        .load(&mut *app.conn())
+        .unwrap();
+    counts.iter().sum()
+}

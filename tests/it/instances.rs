@@ -118,8 +118,9 @@ async fn two_instances_share_sessions_revocations_and_background_work() {
         .select(api_keys::id)
         .first(&mut *one.conn())
         .unwrap();
+    let target_id = crate::fixtures::stored(&one, &key_id_of(&target)).id;
     let logged: i64 = request_log::table
-        .filter(request_log::api_key_id.eq(verifier_id))
+        .filter(request_log::api_key_id.eq(target_id))
         .count()
         .get_result(&mut *one.conn())
         .unwrap();
@@ -127,6 +128,19 @@ async fn two_instances_share_sessions_revocations_and_background_work() {
         logged, calls,
         "every verification from both instances is logged once"
     );
+    // Both instances add into the same rollup rows.
+    for period in ["minute", "hour", "day"] {
+        assert_eq!(
+            crate::fixtures::rollup_total(&one, target_id, period, None),
+            calls,
+            "{period} rollups of the verified key"
+        );
+        assert_eq!(
+            crate::fixtures::rollup_total(&one, verifier_id, period, Some("API_2XX")),
+            calls,
+            "{period} rollups of the caller"
+        );
+    }
 }
 
 /// The `name` and `channel` that `api`'s `/verify` answers for `key`.

@@ -26,3 +26,4 @@ mod schema;
 mod security;
 mod ssrf;
 mod status;
+mod usage;

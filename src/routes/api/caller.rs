@@ -17,6 +17,7 @@ use crate::domain::key::PlainKey;
 use crate::error::ApiError;
 use crate::net::client_ip;
 use crate::state::AppState;
+use crate::usage::{Outcome, VERIFY_ROUTE};
 use crate::verification::{self, Code};
 
 /// The key that authenticated this request, already checked: well-formed, known,
@@ -57,16 +58,21 @@ impl FromRequest for ApiCaller {
                     "state missing",
                 )
             })?;
+            // Refused before any key is known: counted under key 0, never logged.
+            let refuse = |message: &str| {
+                state.usage.unknown(Outcome::Unauthenticated);
+                unauthenticated(message)
+            };
             let plain = match bearer {
-                None => return Err(unauthenticated("Send `Authorization: Bearer <key>`.")),
-                Some(Err(_)) => return Err(unauthenticated("The key is malformed.")),
+                None => return Err(refuse("Send `Authorization: Bearer <key>`.")),
+                Some(Err(_)) => return Err(refuse("The key is malformed.")),
                 Some(Ok((plain, _))) => plain,
             };
             let key = state
                 .cache
                 .get(&state.pool, plain.digest())
                 .await?
-                .ok_or_else(|| unauthenticated("Unknown key."))?;
+                .ok_or_else(|| refuse("Unknown key."))?;
             let refused = match verification::check(&key, crate::db::now(), ip, &[]) {
                 Code::Valid => None,
                 Code::Disabled => Some(unauthenticated("This key is inactive.")),
@@ -89,7 +95,9 @@ impl FromRequest for ApiCaller {
     }
 }
 
-/// Middleware for `/api/v1`: records every authenticated request with its final status.
+/// Middleware for `/api/v1`: counts every request made with a known key by its final
+/// status, and logs one raw row for it — except a verification, whose row is the
+/// verified key's (one row per verification).
 pub async fn record_usage(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -99,12 +107,20 @@ pub async fn record_usage(
     let caller = res.request().extensions().get::<KeyCaller>().cloned();
     if let (Some(caller), Some(state)) = (caller, state) {
         let req = res.request();
-        state.usage.record(
+        let verification =
+            req.method() == actix_web::http::Method::POST && req.path() == VERIFY_ROUTE;
+        let route = if verification || caller.key.off_the_record {
+            None
+        } else {
+            req.match_pattern()
+        };
+        state.usage.request(
             &caller.key,
             req.method().as_str(),
-            req.path(),
+            route.as_deref(),
             res.status().as_u16(),
             caller.ip,
+            !verification,
         );
     }
     Ok(res)

@@ -39,6 +39,9 @@ pub struct KeyJson {
     created_by: String,
     last_used_at: Option<String>,
     last_used_ip: Option<String>,
+    /// Requests in the last 24 hours and 30 days, from usage rollups.
+    requests_24h: i64,
+    requests_30d: i64,
     /// Set on a rolled key: when it stops working, and its successor.
     roll_ends_at: Option<String>,
     rolled_to_key_id: Option<String>,
@@ -64,6 +67,8 @@ impl KeyJson {
             created_at: iso_time(k.created_at),
             created_by: k.created_by.clone(),
             last_used_at: k.last_used_at.map(iso_time),
+            requests_24h: k.uses_24h,
+            requests_30d: k.uses_30d,
             last_used_ip: k.last_used_ip.clone(),
             roll_ends_at: k.roll_ends_at.map(iso_time),
             rolled_to_key_id: k.rolled_to_key_id.clone(),

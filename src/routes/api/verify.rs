@@ -12,6 +12,7 @@ use crate::domain::clock::iso_time;
 use crate::domain::key::PlainKey;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::usage::Outcome;
 use crate::verification::{self, Code};
 
 #[derive(Deserialize)]
@@ -72,19 +73,18 @@ pub async fn verify_key(
     // A malformed key is refused here, before any lookup.
     let Ok((plain, _)) = PlainKey::parse(key.trim()) else {
         state.metrics.verification(Code::Malformed);
+        state.usage.unknown(Outcome::Verify(Code::Malformed));
         return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::Malformed)));
     };
     let target = state.cache.get(&state.pool, plain.digest()).await?;
     let Some(target) = target.filter(|t| caller.0.key.reaches(t)) else {
         state.metrics.verification(Code::NotFound);
+        state.usage.unknown(Outcome::Verify(Code::NotFound));
         return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::NotFound)));
     };
     let code = verification::check(&target, crate::db::now(), ip, &scopes);
     state.metrics.verification(code);
-    let status = if code == Code::Valid { 200 } else { 403 };
-    state
-        .usage
-        .record(&target, "POST", "/api/v1/keys/verify", status, ip);
+    state.usage.verification(&target, code, ip);
     Ok(HttpResponse::Ok().json(VerifyResponse {
         valid: code == Code::Valid,
         code,

@@ -74,7 +74,7 @@ pub async fn show_key(
         &key,
         &channel,
         now,
-        charts(&activity.hourly, now),
+        charts(&activity.days, &activity.hours, now),
         log,
         permissions(&user),
     );
@@ -83,6 +83,7 @@ pub async fn show_key(
         .iter()
         .map(|d| DeliveryRow::new(d, now))
         .collect();
+    page.outcomes = activity.outcomes.clone();
     page.secret_overlap_ends = activity.secret_overlap_ends.map(crate::views::format_time);
     render(StatusCode::OK, &page)
 }

@@ -1,0 +1,10 @@
+DROP INDEX api_keys_channel_uses;
+ALTER TABLE api_keys DROP COLUMN uses_30d;
+ALTER TABLE api_keys DROP COLUMN uses_24h;
+DROP INDEX request_log_key;
+CREATE INDEX request_log_key ON request_log (api_key_id, occurred_at, id);
+CREATE INDEX request_log_key_status ON request_log (api_key_id, status, occurred_at);
+ALTER TABLE request_log DROP COLUMN code;
+ALTER TABLE request_log DROP COLUMN kind;
+ALTER TABLE request_log RENAME COLUMN route TO path;
+DROP TABLE usage_rollups;
