@@ -211,23 +211,49 @@ impl ApiError {
     }
 }
 
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Fields::is_empty")]
+    fields: Fields<'a>,
+}
+
+/// Field messages as a JSON object (`{"ip": "Not an IP address."}`).
+struct Fields<'a>(&'a [(String, String)]);
+
+impl Fields<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl serde::Serialize for Fields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
     }
 
+    /// Serialised straight from borrowed parts: a refused API request (a bad bearer
+    /// key, say) builds no JSON tree.
     fn error_response(&self) -> HttpResponse {
-        let fields: serde_json::Map<String, serde_json::Value> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let mut body =
-            serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        if !fields.is_empty() {
-            body["error"]["fields"] = serde_json::Value::Object(fields);
-        }
-        HttpResponse::build(self.status).json(body)
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                fields: Fields(&self.fields),
+            },
+        })
     }
 }
 

@@ -9,6 +9,7 @@ pub mod counts;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fxhash;
 pub mod htmx;
 pub mod metrics;
 pub mod net;

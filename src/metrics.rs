@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::fxhash::FxBuild;
 use crate::verification::Code;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -28,7 +29,7 @@ const CODES: [Code; 7] = [
 pub struct Metrics {
     /// route pattern -> status -> count; looked up by `&str`, so no allocation once a
     /// route has been seen.
-    requests: RwLock<HashMap<String, HashMap<u16, AtomicU64>>>,
+    requests: RwLock<HashMap<String, HashMap<u16, AtomicU64, FxBuild>, FxBuild>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,

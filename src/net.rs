@@ -30,7 +30,21 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNetwork]) -> Option<IpAddr> {
         return Some(*ip);
     }
     let peer = req.peer_addr()?.ip();
-    resolve(peer, &forwarded_for(req.headers()), trusted).ok()
+    resolve_from(peer, req.headers(), trusted).ok()
+}
+
+/// [`resolve`] that reads the forwarded header only when the peer is a trusted proxy
+/// (the common case, a direct client, costs no string work).
+fn resolve_from(
+    peer: IpAddr,
+    headers: &actix_web::http::header::HeaderMap,
+    trusted: &[IpNetwork],
+) -> Result<IpAddr, String> {
+    let canonical_peer = canonical(peer);
+    if !trusted.iter().any(|n| n.contains(canonical_peer)) {
+        return Ok(canonical_peer);
+    }
+    resolve(peer, &forwarded_for(headers), trusted)
 }
 
 fn forwarded_for(headers: &actix_web::http::header::HeaderMap) -> String {
@@ -74,12 +88,14 @@ pub async fn check_forwarded(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let trusted = req
-        .app_data::<Data<AppState>>()
-        .map(|s| s.settings.trusted_proxies.clone())
-        .unwrap_or_default();
-    if let Some(peer) = req.peer_addr().map(|a| a.ip()) {
-        match resolve(peer, &forwarded_for(req.headers()), &trusted) {
+    let resolved = req.peer_addr().map(|a| {
+        let trusted = req
+            .app_data::<Data<AppState>>()
+            .map_or(&[][..], |s| s.settings.trusted_proxies.as_slice());
+        resolve_from(a.ip(), req.headers(), trusted)
+    });
+    if let Some(resolved) = resolved {
+        match resolved {
             Ok(ip) => {
                 req.extensions_mut().insert(ClientIp(ip));
             }

@@ -12,6 +12,7 @@
 //! Requests refused before any key is known (bad bearer, malformed or unknown key) are
 //! counted under key 0 and never logged row by row.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use time::PrimitiveDateTime;
 use crate::db::rollups::{KeyUse, LastUsed, NewRollup, Period};
 use crate::db::usage::NewRequest;
 use crate::db::{self, DbResult, Pool};
+use crate::fxhash::FxBuild;
 use crate::verification::{CachedKey, Code};
 
 /// Beyond this many unwritten rows (database down for a long time) the oldest are
@@ -92,16 +94,17 @@ impl RowKind {
 }
 
 /// A raw row's parts: kind, method, route pattern, status, verification code.
-type Row = (RowKind, &'static str, Box<str>, u16, Option<Code>);
+type Row = (RowKind, &'static str, Cow<'static, str>, u16, Option<Code>);
 
-/// A row as buffered: no formatting on the hot path.
+/// A row as buffered: no formatting on the hot path (the time is microseconds since
+/// the epoch, a calendar date only at the flush).
 struct Pending {
-    at: PrimitiveDateTime,
+    at: i64,
     api_key_id: i64,
     channel_id: i64,
     kind: RowKind,
     method: &'static str,
-    route: Box<str>,
+    route: Cow<'static, str>,
     status: u16,
     code: Option<Code>,
     ip: Option<IpAddr>,
@@ -110,7 +113,7 @@ struct Pending {
 impl Pending {
     fn to_row(&self) -> NewRequest {
         NewRequest {
-            occurred_at: self.at,
+            occurred_at: time_of(self.at),
             api_key_id: self.api_key_id,
             channel_id: self.channel_id,
             method: self.method,
@@ -135,16 +138,30 @@ fn method_name(m: &str) -> &'static str {
     }
 }
 
+/// Microseconds since the epoch, now: what the hot path stores (no calendar work).
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Minutes since the epoch: the finest bucket.
-fn minute_of(at: PrimitiveDateTime) -> i64 {
-    at.assume_utc().unix_timestamp().div_euclid(60)
+fn minute_of(micros: i64) -> i64 {
+    micros.div_euclid(60_000_000)
+}
+
+/// The stored time of an epoch-microseconds value.
+fn time_of(micros: i64) -> PrimitiveDateTime {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    PrimitiveDateTime::new(t.date(), t.time())
 }
 
 #[derive(Default)]
 struct Buffer {
-    counts: HashMap<(i64, i64, Outcome), u64>,
+    counts: HashMap<(i64, i64, Outcome), u64, FxBuild>,
     rows: Vec<Pending>,
-    last_used: HashMap<i64, (PrimitiveDateTime, Option<IpAddr>)>,
+    last_used: HashMap<i64, (i64, Option<IpAddr>), FxBuild>,
 }
 
 impl Buffer {
@@ -211,14 +228,19 @@ impl UsageRecorder {
         &self,
         key: &CachedKey,
         method: &str,
-        route: Option<&str>,
+        route: Option<Cow<'static, str>>,
         status: u16,
         ip: Option<IpAddr>,
         log: bool,
     ) {
         let row = log.then(|| {
-            let route = route.unwrap_or("unmatched");
-            let route: Box<str> = route[..floor_char_boundary(route, MAX_ROUTE)].into();
+            let route = match route {
+                Some(r) if r.len() > MAX_ROUTE => {
+                    Cow::Owned(r[..floor_char_boundary(&r, MAX_ROUTE)].to_owned())
+                }
+                Some(r) => r,
+                None => Cow::Borrowed("unmatched"),
+            };
             (RowKind::Api, method_name(method), route, status, None)
         });
         self.note(key, Outcome::Api(StatusClass::of(status)), ip, row);
@@ -226,7 +248,7 @@ impl UsageRecorder {
 
     /// Something refused before any key was known: counted under key 0, never logged.
     pub fn unknown(&self, outcome: Outcome) {
-        let minute = minute_of(db::now());
+        let minute = minute_of(now_micros());
         if let Ok(mut buf) = self.buffer.lock() {
             *buf.counts.entry((0, minute, outcome)).or_default() += 1;
         }
@@ -235,7 +257,7 @@ impl UsageRecorder {
     /// One use: its counter, the key's last use and, unless the key is Off the Record
     /// (no row, no address; still counted), its raw row.
     fn note(&self, key: &CachedKey, outcome: Outcome, ip: Option<IpAddr>, row: Option<Row>) {
-        let at = db::now();
+        let at = now_micros();
         let Ok(mut buf) = self.buffer.lock() else {
             return;
         };
@@ -366,7 +388,7 @@ fn keep_newest_per_key(rows: &mut Vec<Pending>, cap: usize) {
 }
 
 /// The counters as minute, hour and day rows, each bucket and outcome once.
-fn rollup_rows(counts: &HashMap<(i64, i64, Outcome), u64>) -> Vec<NewRollup> {
+fn rollup_rows(counts: &HashMap<(i64, i64, Outcome), u64, FxBuild>) -> Vec<NewRollup> {
     let mut merged: HashMap<(i64, Period, i64, Outcome), u64> = HashMap::new();
     for ((key, minute, outcome), n) in counts {
         for period in Period::ALL {
@@ -401,7 +423,7 @@ fn key_uses(b: &Buffer) -> Vec<KeyUse> {
             id: *id,
             added: added.remove(id).unwrap_or(0),
             last: Some(LastUsed {
-                at: *at,
+                at: time_of(*at),
                 ip: ip.map(|i| i.to_string()),
             }),
         })
@@ -442,7 +464,7 @@ mod tests {
 
     #[test]
     fn one_minute_of_counts_becomes_three_rows_per_outcome() {
-        let mut counts = HashMap::new();
+        let mut counts: HashMap<_, _, FxBuild> = HashMap::default();
         counts.insert((7, 29_000_000, Outcome::Verify(Code::Valid)), 5);
         counts.insert((7, 29_000_001, Outcome::Verify(Code::Valid)), 2);
         let rows = rollup_rows(&counts);

@@ -156,8 +156,12 @@ impl ManageConnection for Manager {
 /// Opens the pool and runs the embedded migrations of the chosen backend.
 pub fn connect(url: &str, max_size: u32) -> DbResult<Pool> {
     let url = DatabaseUrl::parse(url)?;
+    // A SQLite connection is a file handle that cannot drop; only a PostgreSQL one is
+    // worth a `SELECT 1` round trip before each use.
+    let test_on_check_out = matches!(url, DatabaseUrl::Postgres(_));
     let pool = r2d2::Pool::builder()
         .max_size(max_size.max(1))
+        .test_on_check_out(test_on_check_out)
         .connection_timeout(Duration::from_secs(5))
         .build(Manager { url })
         .map_err(|e| DbError::Config(format!("cannot open the database: {e}")))?;

@@ -86,42 +86,20 @@ impl PlainKey {
     /// Checks the shape and the checksum without any database lookup. Accepts any
     /// 2–8 letter prefix so keys survive a change of the configured prefix.
     pub fn parse(input: &str) -> Result<(PlainKey, KeyParts), KeyFormatError> {
-        if input.len() != KEY_LEN {
-            return Err(KeyFormatError::Length);
-        }
-        if !input.is_ascii() {
-            return Err(KeyFormatError::Charset);
-        }
-        let mut pieces = input.splitn(3, '_');
-        let (Some(prefix), Some(key_id), Some(rest)) =
-            (pieces.next(), pieces.next(), pieces.next())
-        else {
-            return Err(KeyFormatError::Structure);
-        };
-        if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(KeyFormatError::Prefix);
-        }
-        if key_id.len() != KEY_ID_LEN || rest.len() <= CHECKSUM_LEN {
-            return Err(KeyFormatError::Structure);
-        }
-        // Base62 is exactly the ASCII letters and digits.
-        if !key_id
-            .bytes()
-            .chain(rest.bytes())
-            .all(|b| b.is_ascii_alphanumeric())
-        {
-            return Err(KeyFormatError::Charset);
-        }
-        let (body, sum) = input.split_at(KEY_LEN - CHECKSUM_LEN);
-        if checksum(body) != sum.as_bytes() {
-            return Err(KeyFormatError::Checksum);
-        }
+        let (prefix, key_id) = check_format(input)?;
         let parts = KeyParts {
             prefix: prefix.to_owned(),
             key_id: key_id.to_owned(),
             last_four: input[KEY_LEN - 4..].to_owned(),
         };
         Ok((PlainKey(input.to_owned()), parts))
+    }
+
+    /// The hot path's [`PlainKey::parse`]: the same checks, then only the digest the
+    /// verification cache is keyed by — no copy of the key, no allocation.
+    pub fn digest_of(input: &str) -> Result<[u8; 32], KeyFormatError> {
+        check_format(input)?;
+        Ok(*blake3::hash(input.as_bytes()).as_bytes())
     }
 
     pub fn hash(&self) -> KeyHash {
@@ -138,6 +116,40 @@ impl PlainKey {
     pub fn reveal(&self) -> &str {
         &self.0
     }
+}
+
+/// The format checks of a presented key; its prefix and key id when it passes.
+fn check_format(input: &str) -> Result<(&str, &str), KeyFormatError> {
+    if input.len() != KEY_LEN {
+        return Err(KeyFormatError::Length);
+    }
+    if !input.is_ascii() {
+        return Err(KeyFormatError::Charset);
+    }
+    let mut pieces = input.splitn(3, '_');
+    let (Some(prefix), Some(key_id), Some(rest)) = (pieces.next(), pieces.next(), pieces.next())
+    else {
+        return Err(KeyFormatError::Structure);
+    };
+    if !(2..=8).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(KeyFormatError::Prefix);
+    }
+    if key_id.len() != KEY_ID_LEN || rest.len() <= CHECKSUM_LEN {
+        return Err(KeyFormatError::Structure);
+    }
+    // Base62 is exactly the ASCII letters and digits.
+    if !key_id
+        .bytes()
+        .chain(rest.bytes())
+        .all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(KeyFormatError::Charset);
+    }
+    let (body, sum) = input.split_at(KEY_LEN - CHECKSUM_LEN);
+    if checksum(body) != sum.as_bytes() {
+        return Err(KeyFormatError::Checksum);
+    }
+    Ok((prefix, key_id))
 }
 
 /// Is `s` shaped like a key id (12 base62 characters)?

@@ -48,7 +48,7 @@ impl FromRequest for ApiCaller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|v| PlainKey::parse(v.trim()));
+            .map(|v| PlainKey::digest_of(v.trim()));
         let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| {
@@ -63,14 +63,14 @@ impl FromRequest for ApiCaller {
                 state.usage.unknown(Outcome::Unauthenticated);
                 unauthenticated(message)
             };
-            let plain = match bearer {
+            let digest = match bearer {
                 None => return Err(refuse("Send `Authorization: Bearer <key>`.")),
                 Some(Err(_)) => return Err(refuse("The key is malformed.")),
-                Some(Ok((plain, _))) => plain,
+                Some(Ok(digest)) => digest,
             };
             let key = state
                 .cache
-                .get(&state.pool, plain.digest())
+                .get(&state.pool, digest)
                 .await?
                 .ok_or_else(|| refuse("Unknown key."))?;
             let refused = match verification::check(&key, crate::db::now(), ip, &[]) {
@@ -112,12 +112,12 @@ pub async fn record_usage(
         let route = if verification || caller.key.off_the_record {
             None
         } else {
-            req.match_pattern()
+            Some(crate::telemetry::route_of(req))
         };
         state.usage.request(
             &caller.key,
             req.method().as_str(),
-            route.as_deref(),
+            route,
             res.status().as_u16(),
             caller.ip,
             !verification,

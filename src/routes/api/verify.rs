@@ -71,12 +71,12 @@ pub async fn verify_key(
         None => None,
     };
     // A malformed key is refused here, before any lookup.
-    let Ok((plain, _)) = PlainKey::parse(key.trim()) else {
+    let Ok(digest) = PlainKey::digest_of(key.trim()) else {
         state.metrics.verification(Code::Malformed);
         state.usage.unknown(Outcome::Verify(Code::Malformed));
         return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::Malformed)));
     };
-    let target = state.cache.get(&state.pool, plain.digest()).await?;
+    let target = state.cache.get(&state.pool, digest).await?;
     let Some(target) = target.filter(|t| caller.0.key.reaches(t)) else {
         state.metrics.verification(Code::NotFound);
         state.usage.unknown(Outcome::Verify(Code::NotFound));
