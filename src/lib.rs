@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod htmx;
+pub mod imported;
 pub mod metrics;
 pub mod net;
 pub mod postback;

@@ -47,6 +47,10 @@ pub struct ApiKey {
     pub deactivated_by_person: bool,
     pub holds_slot: bool,
     pub postback_gone_at: Option<PrimitiveDateTime>,
+    /// `sha256` / `sha512`: imported from another system by that digest.
+    pub imported_as: Option<String>,
+    /// When a leak report last named this key.
+    pub leaked_at: Option<PrimitiveDateTime>,
 }
 
 impl ApiKey {

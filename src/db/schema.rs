@@ -72,6 +72,8 @@ diesel::table! {
         deactivated_by_person -> Bool,
         holds_slot -> Bool,
         postback_gone_at -> Nullable<Timestamp>,
+        imported_as -> Nullable<Text>,
+        leaked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -171,6 +173,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    leak_reports (id) {
+        id -> BigInt,
+        body_hash -> Text,
+        received_at -> Timestamp,
+        tokens -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(api_keys -> channels (channel_id));
@@ -188,4 +199,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     recovery_codes,
     settings,
+    leak_reports,
 );

@@ -69,12 +69,20 @@ pub async fn verify_key(
         ),
         None => None,
     };
-    // A malformed key is refused here, before any lookup.
-    let Ok((plain, _)) = PlainKey::parse(key.trim()) else {
+    // A malformed key is refused here, before any lookup (unless keys were imported:
+    // then it may be one of them, found by its SHA-256 / SHA-512).
+    let digest = match PlainKey::parse(key.trim()) {
+        Ok((plain, _)) => Some(plain.digest()),
+        Err(_) => {
+            crate::imported::digest_for(&state.imports, &state.cache, &state.pool, key.trim())
+                .await?
+        }
+    };
+    let Some(digest) = digest else {
         state.metrics.verification(Code::Malformed);
         return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::Malformed)));
     };
-    let target = state.cache.get(&state.pool, plain.digest()).await?;
+    let target = state.cache.get(&state.pool, digest).await?;
     let Some(target) = target.filter(|t| caller.0.key.reaches(t)) else {
         state.metrics.verification(Code::NotFound);
         return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::NotFound)));
