@@ -63,7 +63,7 @@ pub async fn import(
     if let Actor::Key(k) = actor {
         for row in &rows {
             if let Err(r) = policy::may_create(&k.key, &row.settings) {
-                errors.push(RowError::new(row.line, refusal_field(r.code), r.message));
+                errors.push(RowError::new(row.line, refusal_field(r.code), r.message).at(row.item));
             }
         }
     }
@@ -75,7 +75,7 @@ pub async fn import(
     .await?;
     errors.append(&mut found);
     if !errors.is_empty() {
-        errors.sort_by_key(|e| e.line);
+        errors.sort_by_key(|e| (e.item, e.line));
         return Ok(Outcome::Invalid(errors));
     }
     let default_limit = state.settings.max_keys_per_channel;
@@ -136,18 +136,24 @@ fn taken(
     let mut errors = Vec::new();
     for row in rows {
         if keys::name_taken(conn, channel.id, &row.settings.name)? {
-            errors.push(RowError::new(
-                row.line,
-                "name",
-                "A key with this name already exists in this channel.",
-            ));
+            errors.push(
+                RowError::new(
+                    row.line,
+                    "name",
+                    "A key with this name already exists in this channel.",
+                )
+                .at(row.item),
+            );
         }
         if imports::hash_taken(conn, &row.digest.key_hash())? {
-            errors.push(RowError::new(
-                row.line,
-                row.digest.algorithm.as_str(),
-                "This key was imported already.",
-            ));
+            errors.push(
+                RowError::new(
+                    row.line,
+                    row.digest.algorithm.as_str(),
+                    "This key was imported already.",
+                )
+                .at(row.item),
+            );
         }
     }
     Ok(errors)

@@ -50,11 +50,14 @@ impl Format {
     }
 }
 
-/// One problem of the file: the line it is on (1 = the first line), the column or
-/// field (`file` for the file as a whole), and what is wrong.
+/// One problem of the file: the line it is on (1 = the first line), which key of the
+/// file it concerns (`item`, 1 = the first key; 0 = the file as a whole: compact JSON
+/// has every key on line 1), the column or field (`file` for the file as a whole), and
+/// what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RowError {
     pub line: usize,
+    pub item: usize,
     pub field: String,
     pub message: String,
 }
@@ -63,9 +66,16 @@ impl RowError {
     pub fn new(line: usize, field: &str, message: impl Into<String>) -> Self {
         RowError {
             line,
+            item: 0,
             field: field.to_owned(),
             message: message.into(),
         }
+    }
+
+    /// The same problem, about the `item`th key of the file.
+    pub fn at(mut self, item: usize) -> Self {
+        self.item = item;
+        self
     }
 }
 
@@ -73,6 +83,7 @@ impl RowError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawRow {
     pub line: usize,
+    pub item: usize,
     pub name: String,
     pub description: String,
     pub expires_at: String,
@@ -86,6 +97,7 @@ pub struct RawRow {
 #[derive(Debug, Clone)]
 pub struct ImportRow {
     pub line: usize,
+    pub item: usize,
     pub settings: KeySettings,
     pub digest: ImportDigest,
 }
@@ -125,7 +137,8 @@ pub fn check(
     let mut names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut digests: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for row in rows {
-        let line = row.line;
+        let (line, item) = (row.line, row.item);
+        let first_error = errors.len();
         let input = KeyInput {
             name: row.name.clone(),
             description: row.description.clone(),
@@ -191,9 +204,13 @@ pub fn check(
                 ));
             }
         }
+        for e in &mut errors[first_error..] {
+            e.item = item;
+        }
         if let (Some(settings), Some(digest)) = (settings, digest) {
             good.push(ImportRow {
                 line,
+                item,
                 settings,
                 digest,
             });
@@ -333,21 +350,25 @@ fn read_csv(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
         return Err(errors);
     }
     let mut rows = Vec::new();
-    for (line, fields) in records {
+    for (item, (line, fields)) in (1..).zip(records) {
         if fields.len() != columns.len() {
-            errors.push(RowError::new(
-                line,
-                "file",
-                format!(
-                    "This line has {} fields; the header has {}.",
-                    fields.len(),
-                    columns.len()
-                ),
-            ));
+            errors.push(
+                RowError::new(
+                    line,
+                    "file",
+                    format!(
+                        "This line has {} fields; the header has {}.",
+                        fields.len(),
+                        columns.len()
+                    ),
+                )
+                .at(item),
+            );
             continue;
         }
         let mut row = RawRow {
             line,
+            item,
             ..RawRow::default()
         };
         for (column, value) in columns.iter().zip(fields) {
@@ -434,18 +455,15 @@ fn read_json(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
     let lines = element_lines(text);
     let mut rows = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        let line = lines.get(i).copied().unwrap_or(1);
-        let Value::Object(fields) = item else {
-            errors.push(RowError::new(
-                line,
-                "file",
-                "Each key must be a JSON object.",
-            ));
+    for (i, value) in items.into_iter().enumerate() {
+        let (line, item) = (lines.get(i).copied().unwrap_or(1), i + 1);
+        let Value::Object(fields) = value else {
+            errors.push(RowError::new(line, "file", "Each key must be a JSON object.").at(item));
             continue;
         };
         let mut row = RawRow {
             line,
+            item,
             ..RawRow::default()
         };
         for (field, value) in fields {
@@ -485,7 +503,7 @@ fn read_json(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
             };
             if let Err(m) = result {
                 let shown: String = field.chars().take(40).collect();
-                errors.push(RowError::new(line, &shown, m));
+                errors.push(RowError::new(line, &shown, m).at(item));
             }
         }
         rows.push(row);
