@@ -23,6 +23,7 @@ mod matrix;
 mod policy;
 mod postback;
 mod props;
+mod props_transfer;
 mod roll;
 mod schema;
 mod security;
