@@ -33,7 +33,7 @@ impl Algorithm {
     }
 
     /// Length of the digest in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Algorithm::Sha256 => 32,
             Algorithm::Sha512 => 64,
@@ -67,7 +67,7 @@ impl ImportDigest {
     /// ignored).
     pub fn parse_hex(algorithm: Algorithm, hex: &str) -> Result<ImportDigest, String> {
         let hex = hex.trim();
-        let want = algorithm.len() * 2;
+        let want = algorithm.digest_len() * 2;
         if hex.len() != want {
             return Err(format!(
                 "A {} digest is {want} hexadecimal characters; this one has {}.",
@@ -75,7 +75,7 @@ impl ImportDigest {
                 hex.chars().count()
             ));
         }
-        let mut bytes = Vec::with_capacity(algorithm.len());
+        let mut bytes = Vec::with_capacity(algorithm.digest_len());
         for pair in hex.as_bytes().chunks(2) {
             let hi = hex_value(pair[0]);
             let lo = hex_value(pair[1]);

@@ -265,3 +265,14 @@ async fn without_trusted_keys_the_endpoint_is_not_there() {
     let (status, res) = post(&app, "[]", Some(KEY_ID), Some("x")).await;
     assert_eq!(status, 404, "{res}");
 }
+
+#[test]
+fn the_documented_regular_expression_is_the_one_the_code_describes() {
+    let pattern = latchkey::domain::leak_report::key_pattern("lk");
+    assert_eq!(pattern, r"\blk_[A-Za-z0-9]{12}_[A-Za-z0-9]{48}\b");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in ["README.md", "SECURITY.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        assert!(text.contains(&pattern), "{doc} documents {pattern}");
+    }
+}
