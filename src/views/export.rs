@@ -189,7 +189,8 @@ pub struct ImportForm {
     pub alert: Option<String>,
     pub csrf: String,
     pub in_modal: bool,
-    pub max_rows: usize,
+    /// "10,000".
+    pub max_rows: &'static str,
 }
 
 #[cfg(test)]

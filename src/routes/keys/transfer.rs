@@ -12,7 +12,6 @@ use super::common::{keys_url, respond};
 use crate::app::export::{Target, begin};
 use crate::app::import::{Outcome, authorize, import};
 use crate::app::{self, Error};
-use crate::domain::import_rows::MAX_ROWS;
 use crate::domain::list::{ListParams, ListQuery};
 use crate::error::AppError;
 use crate::htmx::{HxRequest, HxResponse, KEYS_CHANGED};
@@ -21,6 +20,9 @@ use crate::session::{self as sess, CurrentUser};
 use crate::state::AppState;
 use crate::views::errors::{ModalCloseOob, Toast, ToastOob};
 use crate::views::export::{Format, ImportForm};
+
+/// `import_rows::MAX_ROWS`, as people read it.
+const MAX_ROWS_TEXT: &str = "10,000";
 
 /// An export's address: the list's own parameters and `format`.
 #[derive(Debug, Deserialize, Default)]
@@ -112,7 +114,7 @@ fn blank(user: &CurrentUser, channel: &crate::db::channels::Channel) -> ImportFo
         alert: None,
         csrf: user.csrf.clone(),
         in_modal: false,
-        max_rows: MAX_ROWS,
+        max_rows: MAX_ROWS_TEXT,
     }
 }
 
