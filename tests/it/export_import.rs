@@ -35,10 +35,13 @@ async fn exporting_a_filter_streams_every_matching_key_and_never_a_secret() {
     let app = spawn_app().await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Exports", "10").await;
+    let plain = key(&admin, cid, "match-made, \"quoted\"", &["verify"], &[]).await;
     // More matching keys than one page of the export (500), and some that do not match.
     seed(&app, cid, (0..620).map(|i| format!("match-{i:04}")));
     seed(&app, cid, (0..30).map(|i| format!("other-{i}")));
-    let plain = key(&admin, cid, "match-made, \"quoted\"", &["verify"], &[]).await;
+    // Seeding takes seconds on PostgreSQL: a fresh login, not a connection the server
+    // may have closed as idle meanwhile.
+    let admin = app.admin().await;
     let made = stored(&app, &key_id_of(&plain));
     let hashes: Vec<String> = api_keys::table
         .select(api_keys::key_hash)
