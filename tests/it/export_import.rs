@@ -10,7 +10,7 @@ use latchkey::domain::role::Role;
 use crate::fixtures::{
     assert_refused, channel, key, key_id_of, revealed, rows_in, save_channel, seed, stored,
 };
-use crate::helpers::{Browser, TestApp, spawn_app};
+use crate::helpers::{Browser, Options, TestApp, spawn_app, spawn_on};
 
 /// Audit details of `action`, oldest first.
 fn audit_details(app: &TestApp, action: &str) -> Vec<String> {
@@ -414,4 +414,44 @@ async fn importing_needs_the_create_permission_and_stays_within_the_importing_ke
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
+}
+
+#[tokio::test]
+async fn a_key_imported_on_one_instance_verifies_on_another_within_about_a_second() {
+    let one = spawn_app().await;
+    let two = spawn_on(one.db.clone(), Options::default()).await;
+    let admin = one.admin().await;
+    let cid = channel(&one, &admin, "Shared", "10").await;
+    let verifier = key(&admin, cid, "verifier", &["verify"], &[]).await;
+    // The second instance has looked: no imported keys yet.
+    assert_eq!(
+        two.api(&verifier).code("legacy_shared_1", None, &[]).await,
+        "MALFORMED"
+    );
+    import_form(
+        &admin,
+        cid,
+        &format!("name,sha512\nshared,{}\n", sha512("legacy_shared_1")),
+    )
+    .await
+    .assert_status(303);
+    let started = std::time::Instant::now();
+    loop {
+        if two.api(&verifier).code("legacy_shared_1", None, &[]).await == "VALID" {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the other instance learns of imports within about a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // An imported key's page opens like any key's.
+    let kid: String = api_keys::table
+        .filter(api_keys::name.eq("shared"))
+        .select(api_keys::key_id)
+        .first(&mut *one.conn())
+        .unwrap();
+    let page = admin.get(&format!("/keys/{kid}")).await;
+    page.assert_status(200);
 }

@@ -38,9 +38,13 @@ fn keys_setting(k: &EcdsaKeyPair) -> String {
 }
 
 async fn spawn(k: &EcdsaKeyPair, action: &str) -> TestApp {
+    spawn_with(keys_setting(k), action).await
+}
+
+async fn spawn_with(setting: String, action: &str) -> TestApp {
     spawn_app_with(Options {
         env: vec![
-            ("LATCHKEY_LEAK_REPORT_KEYS".into(), keys_setting(k)),
+            ("LATCHKEY_LEAK_REPORT_KEYS".into(), setting),
             ("LATCHKEY_LEAK_ACTION".into(), action.into()),
             (
                 "LATCHKEY_POSTBACK_ALLOW".into(),
@@ -211,7 +215,11 @@ async fn a_signed_report_deactivates_each_reported_key_once_and_answers_in_githu
 #[tokio::test]
 async fn flag_mode_marks_and_audits_without_deactivating_and_imported_keys_are_found_too() {
     let github = pair();
-    let app = spawn(&github, "flag").await;
+    // The keys in a file this time, as GitHub's document would be saved.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("github-keys.json");
+    std::fs::write(&file, keys_setting(&github)).unwrap();
+    let app = spawn_with(file.display().to_string(), "flag").await;
     let admin = app.admin().await;
     let cid = channel(&app, &admin, "Flags", "20").await;
     let leaked = key(&admin, cid, "leaked", &["verify"], &[]).await;
