@@ -18,7 +18,7 @@ use crate::domain::clock::{format_time, iso_time};
 use crate::domain::role::Role;
 use crate::domain::secret::random_base62;
 
-use super::key_text::{describe, diff};
+use super::key_text::{describe, diff, exported, imported, leaked};
 
 /// Everything that can happen, with what the audit line and the event need.
 pub enum Event<'a> {
@@ -303,35 +303,16 @@ impl<'a> Event<'a> {
                     key.expires_at.map_or_else(String::new, format_time)
                 ),
             ),
-            Event::KeyImported { key, channel } => key_line(
-                "key.import",
-                key,
-                channel,
-                format!(
-                    "imported by its {} digest; {}",
-                    key.imported_as.as_deref().unwrap_or("sha256"),
-                    describe(key)
-                ),
-            ),
+            Event::KeyImported { key, channel } => {
+                key_line("key.import", key, channel, imported(key))
+            }
             Event::KeyLeaked {
                 key,
                 channel,
                 url,
                 reporter,
                 deactivated,
-            } => key_line(
-                "key.leak",
-                key,
-                channel,
-                format!(
-                    "reported leaked by {reporter}, found at {url}; {}",
-                    if deactivated {
-                        "deactivated"
-                    } else {
-                        "flagged (left active)"
-                    }
-                ),
-            ),
+            } => key_line("key.leak", key, channel, leaked(url, reporter, deactivated)),
             Event::KeysExported {
                 channel,
                 filter,
@@ -341,15 +322,7 @@ impl<'a> Event<'a> {
                 action: "key.export",
                 channel_id: channel.map(|c| c.0),
                 channel_name: channel.map(|c| c.1),
-                details: format!(
-                    "exported {count} {} as {format} ({})",
-                    if count == 1 { "key" } else { "keys" },
-                    if filter.is_empty() {
-                        "no filter"
-                    } else {
-                        filter
-                    }
-                ),
+                details: exported(count, format, filter),
                 ..audit::Event::default()
             },
             Event::PostbackTest { key, channel } => key_line(

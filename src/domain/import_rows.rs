@@ -11,6 +11,7 @@
 use serde_json::Value;
 use time::PrimitiveDateTime;
 
+use crate::domain::csv;
 use crate::domain::imported::{Algorithm, ImportDigest};
 use crate::domain::key_settings::{KeyInput, KeySettings};
 use crate::domain::receiver::Policy;
@@ -231,88 +232,9 @@ fn split_list(cell: &str) -> Vec<String> {
         .collect()
 }
 
-/// RFC 4180 records with the line each starts on: quoted fields may hold commas,
-/// doubled quotes and line breaks; CRLF or LF; blank lines are skipped.
-pub fn csv_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, RowError> {
-    let mut records = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    while chars.peek().is_some() {
-        let start = line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut was_quoted = false;
-        loop {
-            let Some(c) = chars.next() else {
-                if quoted {
-                    return Err(RowError::new(
-                        start,
-                        "file",
-                        "A quoted field is not closed (a \" is missing).",
-                    ));
-                }
-                break;
-            };
-            if quoted {
-                match c {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    '"' => quoted = false,
-                    '\n' => {
-                        line += 1;
-                        field.push('\n');
-                    }
-                    c => field.push(c),
-                }
-                continue;
-            }
-            match c {
-                '"' if field.is_empty() && !was_quoted => {
-                    quoted = true;
-                    was_quoted = true;
-                }
-                '"' => {
-                    return Err(RowError::new(
-                        line,
-                        "file",
-                        "A \" inside a field must be in a quoted field, doubled (\"\").",
-                    ));
-                }
-                ',' => {
-                    fields.push(std::mem::take(&mut field));
-                    was_quoted = false;
-                }
-                '\r' if chars.peek() == Some(&'\n') => {}
-                '\n' => {
-                    line += 1;
-                    break;
-                }
-                c => {
-                    if was_quoted {
-                        return Err(RowError::new(
-                            line,
-                            "file",
-                            "Text follows a closing quote; put the whole field in quotes.",
-                        ));
-                    }
-                    field.push(c);
-                }
-            }
-        }
-        fields.push(field);
-        let blank = fields.len() == 1 && fields[0].trim().is_empty();
-        if !blank {
-            records.push((start, fields));
-        }
-    }
-    Ok(records)
-}
-
 fn read_csv(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
-    let records = csv_records(text).map_err(|e| vec![e])?;
+    let records =
+        csv::records(text).map_err(|(line, message)| vec![RowError::new(line, "file", message)])?;
     let mut records = records.into_iter();
     let Some((header_line, header)) = records.next() else {
         return Ok(Vec::new());
@@ -525,22 +447,6 @@ mod tests {
 
     fn scopes() -> Vec<String> {
         vec!["keys:read".into(), "verify".into()]
-    }
-
-    #[test]
-    fn csv_fields_may_hold_commas_quotes_and_line_breaks() {
-        let text = "name,description\r\n\"a, b\",\"say \"\"hi\"\"\nthere\"\n\nc,d\n";
-        let records = csv_records(text).unwrap();
-        assert_eq!(
-            records,
-            vec![
-                (1, vec!["name".into(), "description".into()]),
-                (2, vec!["a, b".into(), "say \"hi\"\nthere".into()]),
-                (5, vec!["c".into(), "d".into()]),
-            ]
-        );
-        assert!(csv_records("a,\"b\n").is_err());
-        assert!(csv_records("a,b\"c\n").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 pub mod audit_query;
 pub mod clock;
+pub mod csv;
 pub mod grace;
 pub mod import_rows;
 pub mod imported;

@@ -8,6 +8,7 @@ use time::PrimitiveDateTime;
 
 use super::iso_time;
 use crate::db::keys::ApiKey;
+use crate::domain::csv::cell as csv_cell;
 use crate::domain::import_rows::RowError;
 use crate::domain::key::obfuscate;
 use crate::domain::list::ListQuery;
@@ -143,21 +144,6 @@ impl<'a> ExportedKey<'a> {
     }
 }
 
-/// A CSV cell: quoted when it holds a comma, quote or line break; a cell a spreadsheet
-/// would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) starts with `'`.
-pub fn csv_cell(value: &str) -> String {
-    let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
-}
-
 /// The export link of a list: its filter, risk and sort, no page position.
 pub fn export_href(base: &str, query: &ListQuery, format: Format) -> String {
     let qs = query.href(None, 0);
@@ -196,15 +182,6 @@ pub struct ImportForm {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cells_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_cell("plain"), "plain");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=SUM(A1)"), "'=SUM(A1)");
-        assert_eq!(csv_cell("-1,2"), "\"'-1,2\"");
-    }
 
     #[test]
     fn formats_parse_strictly() {

@@ -2,7 +2,8 @@
 //! `props.rs`): any input is parsed or refused with a message, never a panic, and what
 //! is reported points inside the input.
 
-use latchkey::domain::import_rows::{self, csv_records};
+use latchkey::domain::csv;
+use latchkey::domain::import_rows;
 use latchkey::domain::imported::{Algorithm, ImportDigest, hex_digest};
 use latchkey::domain::leak_report::{parse_keys, parse_report, verify};
 use latchkey::domain::list::{ListParams, PAGE_SIZES};
@@ -69,7 +70,7 @@ proptest! {
             .iter()
             .map(|row| row.iter().map(quote).collect::<Vec<_>>().join(",") + "\n")
             .collect();
-        let records = csv_records(&text).unwrap();
+        let records = csv::records(&text).unwrap();
         let back: Vec<Vec<String>> = records.into_iter().map(|(_, f)| f).collect();
         // Rows whose only cell is blank are skipped as blank lines.
         let want: Vec<Vec<String>> = cells
