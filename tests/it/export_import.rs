@@ -455,3 +455,31 @@ async fn a_key_imported_on_one_instance_verifies_on_another_within_about_a_secon
     let page = admin.get(&format!("/keys/{kid}")).await;
     page.assert_status(200);
 }
+
+#[tokio::test]
+async fn the_dashboard_takes_imports_larger_than_other_forms_up_to_256_kib() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Bulk", "1000").await;
+    // About 110 KiB: past the 64 KiB of the other forms.
+    let rows: String = (0..600)
+        .map(|i| {
+            format!(
+                "bulk-{i:04},\"{}\",{}\n",
+                "d".repeat(40),
+                sha512(&format!("bulk-{i}"))
+            )
+        })
+        .collect();
+    let text = format!("name,description,sha512\n{rows}");
+    assert!(text.len() > 100 * 1024);
+    import_form(&admin, cid, &text).await.assert_status(303);
+    assert_eq!(rows_in(&app, cid), 600);
+    // Past 256 KiB: 413 with a message that names the import's limit.
+    let huge = format!("name,sha256\n{}", "x".repeat(300 * 1024));
+    let res = admin
+        .post_form(&format!("/channels/{cid}/keys/import"), &[("text", &huge)])
+        .await;
+    res.assert_status(413);
+    assert!(res.body.contains("256 KiB"), "{}", res.body);
+}
