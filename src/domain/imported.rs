@@ -160,6 +160,15 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_key_is_shown_by_its_key_id_alone() {
+        // Latchkey never saw its prefix or last characters.
+        assert_eq!(
+            crate::domain::key::obfuscate("", "3fQ9aZx1Lm0P", ""),
+            "3fQ9aZx1Lm0P"
+        );
+    }
+
+    #[test]
     fn an_imported_hash_never_equals_a_latchkey_hash_of_the_same_text() {
         let (key, _) = crate::domain::key::PlainKey::generate("lk");
         assert!(!candidates(key.reveal()).contains(&key.hash()));
