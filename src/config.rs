@@ -220,6 +220,20 @@ pub struct Settings {
     /// Worker threads of the HTTP server (0 = one per core).
     #[arg(long, env = "LATCHKEY_WORKERS", default_value_t = 0, global = true)]
     pub workers: usize,
+    /// Public keys trusted to sign leak reports (GitHub secret scanning): a JSON file's
+    /// path, or the JSON itself, as `{"public_keys": [{"key_identifier", "key"}]}`.
+    /// Without it `POST /api/v1/leak-reports` answers 404.
+    #[arg(long, env = "LATCHKEY_LEAK_REPORT_KEYS", global = true)]
+    pub leak_report_keys: Option<String>,
+    /// What a leak report does to a reported key: deactivate it, or only flag it.
+    #[arg(long, env = "LATCHKEY_LEAK_ACTION", value_enum, default_value_t = LeakAction::Deactivate, global = true)]
+    pub leak_action: LeakAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LeakAction {
+    Deactivate,
+    Flag,
 }
 
 impl Settings {
@@ -278,6 +292,10 @@ impl Settings {
             .is_some_and(|d| !(1..=36_500).contains(&d))
         {
             return Err("LATCHKEY_AUDIT_KEEP_DAYS must be between 1 and 36500".into());
+        }
+        if let Some(keys) = &self.leak_report_keys {
+            crate::domain::leak_report::load_keys(keys)
+                .map_err(|e| format!("LATCHKEY_LEAK_REPORT_KEYS: {e}"))?;
         }
         if self
             .scopes

@@ -57,7 +57,7 @@ impl AppError {
             }
             AppError::BadRequest(m) | AppError::Forbidden(m) | AppError::Conflict(m) => m.clone(),
             AppError::Unauthenticated => "Your session has ended. Please log in again.".into(),
-            AppError::TooLarge => "The form is larger than 64 KiB: shorten what you typed.".into(),
+            AppError::TooLarge => "The form is too large: forms take up to 64 KiB, an import of keys up to 256 KiB (larger files go through the API). Shorten what you sent.".into(),
             AppError::Unavailable(_) => {
                 "The service is busy or the database is unreachable. Please try again in a moment."
                     .into()

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod fxhash;
 pub mod htmx;
+pub mod imported;
 pub mod metrics;
 pub mod net;
 pub mod postback;

@@ -29,6 +29,8 @@ pub struct AppState {
     /// Caps password hashing and checking (argon2) at one per core, so a login flood
     /// queues here instead of taking every core and thread (`app::passwords`).
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Whether imported keys exist (verification of other formats: `imported`).
+    pub imports: Arc<crate::imported::ImportIndex>,
 }
 
 impl AppState {

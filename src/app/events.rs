@@ -18,7 +18,7 @@ use crate::domain::clock::{format_time, iso_time};
 use crate::domain::role::Role;
 use crate::domain::secret::random_base62;
 
-use super::key_text::{describe, diff};
+use super::key_text::{describe, diff, exported, imported, leaked};
 
 /// Everything that can happen, with what the audit line and the event need.
 pub enum Event<'a> {
@@ -56,6 +56,26 @@ pub enum Event<'a> {
     KeyExpiring {
         key: &'a ApiKey,
         channel: &'a str,
+    },
+    /// Imported from another system by the digest of its plaintext.
+    KeyImported {
+        key: &'a ApiKey,
+        channel: &'a str,
+    },
+    /// A leak report named the key (`deactivated`: it was turned off for it).
+    KeyLeaked {
+        key: &'a ApiKey,
+        channel: &'a str,
+        url: &'a str,
+        reporter: &'a str,
+        deactivated: bool,
+    },
+    /// A list of keys was exported (`channel`: one channel's, else All keys).
+    KeysExported {
+        channel: Option<(i64, &'a str)>,
+        filter: &'a str,
+        format: &'a str,
+        count: i64,
     },
     /// A person asked for a test event ("Send test event").
     PostbackTest {
@@ -283,6 +303,28 @@ impl<'a> Event<'a> {
                     key.expires_at.map_or_else(String::new, format_time)
                 ),
             ),
+            Event::KeyImported { key, channel } => {
+                key_line("key.import", key, channel, imported(key))
+            }
+            Event::KeyLeaked {
+                key,
+                channel,
+                url,
+                reporter,
+                deactivated,
+            } => key_line("key.leak", key, channel, leaked(url, reporter, deactivated)),
+            Event::KeysExported {
+                channel,
+                filter,
+                format,
+                count,
+            } => audit::Event {
+                action: "key.export",
+                channel_id: channel.map(|c| c.0),
+                channel_name: channel.map(|c| c.1),
+                details: exported(count, format, filter),
+                ..audit::Event::default()
+            },
             Event::PostbackTest { key, channel } => key_line(
                 "key.postback_test",
                 key,
@@ -404,7 +446,9 @@ impl<'a> Event<'a> {
             Event::KeyCreated { key: k, .. }
             | Event::KeyActivated { key: k, .. }
             | Event::KeyDeactivated { key: k, .. }
-            | Event::KeyDeleted { key: k, .. } => vec![key(k)],
+            | Event::KeyDeleted { key: k, .. }
+            | Event::KeyImported { key: k, .. }
+            | Event::KeyLeaked { key: k, .. } => vec![key(k)],
             Event::KeyUpdated { after, .. } | Event::KeyRenamed { after, .. } => vec![key(after)],
             Event::PostbackGone { key: k, .. } => vec![key(k)],
             Event::KeyRolled { old, new, .. } => vec![key(old), key(new)],
@@ -428,6 +472,8 @@ impl<'a> Event<'a> {
             Event::KeyDeleted { key, channel } => (key, channel, "key.deleted"),
             Event::KeyRolled { old, channel, .. } => (old, channel, "key.rolled"),
             Event::KeyExpiring { key, channel } => (key, channel, "key.expiring"),
+            Event::KeyImported { key, channel } => (key, channel, "key.created"),
+            Event::KeyLeaked { key, channel, .. } => (key, channel, "key.leaked"),
             Event::PostbackTest { key, channel } => (key, channel, "key.test"),
             _ => return None,
         })

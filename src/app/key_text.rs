@@ -3,6 +3,31 @@
 use crate::db::keys::ApiKey;
 use crate::domain::clock::format_time;
 
+/// An imported key: by which digest, and its settings.
+pub(super) fn imported(k: &ApiKey) -> String {
+    format!(
+        "imported by its {} digest; {}",
+        k.imported_as.as_deref().unwrap_or("sha256"),
+        describe(k)
+    )
+}
+
+/// A leak report: who found the key where, and what was done.
+pub(super) fn leaked(url: &str, reporter: &str, deactivated: bool) -> String {
+    let done = if deactivated {
+        "deactivated"
+    } else {
+        "flagged (left active)"
+    };
+    format!("reported leaked by {reporter}, found at {url}; {done}")
+}
+
+/// An export: how many keys, in which format, with which filter.
+pub(super) fn exported(count: i64, format: &str, filter: &str) -> String {
+    let keys = if count == 1 { "key" } else { "keys" };
+    format!("exported {count} {keys} as {format} ({filter})")
+}
+
 pub(super) fn describe(k: &ApiKey) -> String {
     let scopes = k.scope_list();
     let mut parts = vec![format!(

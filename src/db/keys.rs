@@ -50,6 +50,10 @@ pub struct ApiKey {
     /// Requests in the last 24 hours / 30 days, from rollups (see `db::rollups`).
     pub uses_24h: i64,
     pub uses_30d: i64,
+    /// `sha256` / `sha512`: imported from another system by that digest.
+    pub imported_as: Option<String>,
+    /// When a leak report last named this key.
+    pub leaked_at: Option<PrimitiveDateTime>,
 }
 
 impl ApiKey {

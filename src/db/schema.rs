@@ -74,6 +74,8 @@ diesel::table! {
         postback_gone_at -> Nullable<Timestamp>,
         uses_24h -> BigInt,
         uses_30d -> BigInt,
+        imported_as -> Nullable<Text>,
+        leaked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -185,6 +187,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    leak_reports (id) {
+        id -> BigInt,
+        body_hash -> Text,
+        received_at -> Timestamp,
+        tokens -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(api_keys -> channels (channel_id));
@@ -203,4 +214,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     recovery_codes,
     settings,
+    leak_reports,
 );

@@ -54,6 +54,11 @@ pub struct KeyParts {
 }
 
 pub fn obfuscate(prefix: &str, key_id: &str, last_four: &str) -> String {
+    if prefix.is_empty() {
+        // An imported key: Latchkey never saw any of its characters; its key id is
+        // Latchkey's own.
+        return key_id.to_owned();
+    }
     format!("{prefix}_{key_id}…{last_four}")
 }
 

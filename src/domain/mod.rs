@@ -1,8 +1,12 @@
 pub mod audit_query;
 pub mod clock;
+pub mod csv;
 pub mod grace;
+pub mod import_rows;
+pub mod imported;
 pub mod key;
 pub mod key_settings;
+pub mod leak_report;
 pub mod list;
 pub mod names;
 pub mod password;

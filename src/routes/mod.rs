@@ -5,6 +5,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod channels;
+pub mod export;
 pub mod health;
 pub mod keys;
 pub mod two_factor;
@@ -118,6 +119,9 @@ pub fn api(cfg: &mut web::ServiceConfig) {
     cfg.route("/ping", web::get().to(api::ping))
         .route("/openapi.json", web::get().to(api::openapi))
         .route("/keys/verify", web::post().to(api::verify_key))
+        .route("/keys/export", web::get().to(api::export_keys))
+        .route("/keys/import", web::post().to(api::import_keys))
+        .route("/leak-reports", web::post().to(api::report_leaks))
         .route("/keys", web::get().to(api::list_keys))
         .route("/keys", web::post().to(api::create_key))
         .route("/keys/{key_id}", web::get().to(api::get_key))
@@ -166,6 +170,18 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
             "/channels/{id}/keys/search",
             web::post().to(keys::search_channel_keys),
         )
+        .route(
+            "/channels/{id}/keys/export",
+            web::get().to(keys::export_channel_keys),
+        )
+        .route(
+            "/channels/{id}/keys/import",
+            web::get().to(keys::import_form),
+        )
+        .route(
+            "/channels/{id}/keys/import",
+            web::post().to(keys::import_keys),
+        )
         .route("/audit", web::get().to(audit::list_audit))
         .route("/users", web::get().to(users::list_users))
         .route("/users", web::post().to(users::create_user))
@@ -185,6 +201,7 @@ pub fn dashboard(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/{action}", web::post().to(users::set_disabled))
         .route("/keys", web::get().to(keys::all_keys))
         .route("/keys/search", web::post().to(keys::search_all_keys))
+        .route("/keys/export", web::get().to(keys::export_all_keys))
         .route("/risks", web::get().to(keys::risks))
         .route("/keys/{key_id}", web::get().to(keys::show_key))
         .route("/keys/{key_id}/edit", web::get().to(keys::edit_key))

@@ -71,6 +71,9 @@ pub struct KeyRow {
     pub uses_30d: i64,
     pub enabled: bool,
     pub rolled: bool,
+    /// Imported from another system by its digest; named in a leak report.
+    pub imported: bool,
+    pub leaked: bool,
     pub perms: KeyPermissions,
     /// Set on the All keys page, whose table has a Channel column.
     pub channel: Option<(i64, String)>,
@@ -95,6 +98,8 @@ impl KeyRow {
             enabled: k.enabled,
             // A rolled key is never rolled again (roll its successor).
             rolled: k.rolled_to_key_id.is_some(),
+            imported: k.imported_as.is_some(),
+            leaked: k.leaked_at.is_some(),
             perms,
             channel: None,
         }

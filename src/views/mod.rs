@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod errors;
+pub mod export;
 pub mod key_detail;
 pub mod keys;
 pub mod two_factor;

@@ -289,6 +289,23 @@
     }
   });
 
+  // A file input with data-file-into="ID" (shown only when JavaScript runs) reads the
+  // chosen file into that textarea: the import form posts text, never a multipart body.
+  function showFilePickers(root) {
+    (root || document).querySelectorAll("input[type=file][data-file-into][hidden]").forEach(function (f) {
+      f.hidden = false;
+    });
+  }
+  document.addEventListener("change", function (e) {
+    var input = e.target.closest("input[type=file][data-file-into]");
+    if (!input || !input.files || !input.files[0]) return;
+    var area = document.getElementById(input.getAttribute("data-file-into"));
+    if (!area) return;
+    input.files[0].text().then(function (t) { area.value = t; area.focus(); });
+  });
+  document.addEventListener("htmx:load", function (e) { showFilePickers(e.target); });
+  document.addEventListener("DOMContentLoaded", function () { showFilePickers(document); });
+
   function scheduleToasts(root) {
     (root || document).querySelectorAll("[data-toast]:not([data-scheduled])").forEach(function (t) {
       t.setAttribute("data-scheduled", "");

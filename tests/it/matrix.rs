@@ -24,6 +24,8 @@ enum Who {
     Roles(&'static [Role]),
     /// API: the scope the bearer key needs.
     Scope(&'static str),
+    /// API: no bearer key; a signature over the body (leak reports). Unsigned is refused.
+    Signed,
 }
 
 use Who::*;
@@ -55,6 +57,9 @@ const RULES: &[(&str, &str, Who)] = &[
     ("post", "/channels/{id}/keys", Roles(MANAGERS)),
     ("get", "/channels/{id}/keys/new", Roles(MANAGERS)),
     ("post", "/channels/{id}/keys/search", Roles(ALL)),
+    ("get", "/channels/{id}/keys/export", Roles(ALL)),
+    ("get", "/channels/{id}/keys/import", Roles(MANAGERS)),
+    ("post", "/channels/{id}/keys/import", Roles(MANAGERS)),
     ("get", "/audit", Roles(INSPECTORS)),
     ("get", "/users", Roles(ADMIN)),
     ("post", "/users", Roles(ADMIN)),
@@ -65,6 +70,7 @@ const RULES: &[(&str, &str, Who)] = &[
     ("post", "/users/{id}/{action}", Roles(ADMIN)),
     ("get", "/keys", Roles(INSPECTORS)),
     ("post", "/keys/search", Roles(INSPECTORS)),
+    ("get", "/keys/export", Roles(INSPECTORS)),
     ("get", "/risks", Roles(INSPECTORS)),
     ("get", "/keys/{key_id}", Roles(ALL)),
     ("get", "/keys/{key_id}/edit", Roles(MANAGERS)),
@@ -85,6 +91,9 @@ const RULES: &[(&str, &str, Who)] = &[
     ("get", "/api/v1/ping", Public),
     ("get", "/api/v1/openapi.json", Public),
     ("post", "/api/v1/keys/verify", Scope("verify")),
+    ("get", "/api/v1/keys/export", Scope("keys:read")),
+    ("post", "/api/v1/keys/import", Scope("keys:write")),
+    ("post", "/api/v1/leak-reports", Signed),
     ("get", "/api/v1/keys", Scope("keys:read")),
     ("post", "/api/v1/keys", Scope("keys:write")),
     ("get", "/api/v1/keys/{key_id}", Scope("keys:read")),
@@ -288,6 +297,20 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
     for (method, raw, who) in RULES {
         let path = fill(raw, cid, &victim_key, victim_user);
         match who {
+            Signed => {
+                // Unsigned: refused (401), or 404 where no trusted keys are set up.
+                let res = reqwest::Client::new()
+                    .post(format!("http://{}{path}", app.base))
+                    .json(&json!([]))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                assert!(
+                    status == 401 || status == 404,
+                    "unsigned {method} {path}: {status}"
+                );
+            }
             Public => {
                 if raw.starts_with("/api/") {
                     let res = reqwest::get(format!("http://{}{path}", app.base))
@@ -424,6 +447,8 @@ enum Target {
 enum Op {
     Verify,
     List,
+    Export,
+    Import,
     Create,
     Get,
     Patch,
@@ -438,6 +463,8 @@ enum Op {
 const OPS: &[Op] = &[
     Op::Verify,
     Op::List,
+    Op::Export,
+    Op::Import,
     Op::Create,
     Op::Get,
     Op::Patch,
@@ -468,7 +495,7 @@ impl Op {
     fn scope(self) -> &'static str {
         match self {
             Op::Verify => "verify",
-            Op::List | Op::Get => "keys:read",
+            Op::List | Op::Get | Op::Export => "keys:read",
             _ => "keys:write",
         }
     }
@@ -478,6 +505,8 @@ impl Op {
         let (method, path) = match self {
             Op::Verify => ("post", "/keys/verify".to_owned()),
             Op::List => ("get", "/keys".to_owned()),
+            Op::Export => ("get", "/keys/export".to_owned()),
+            Op::Import => ("post", "/keys/import".to_owned()),
             Op::Create => ("post", "/keys".to_owned()),
             Op::Get => ("get", "/keys/{key_id}".to_owned()),
             Op::Patch => ("patch", "/keys/{key_id}".to_owned()),
@@ -492,7 +521,7 @@ impl Op {
     fn targets(self) -> &'static [Target] {
         match self {
             // A list or a create names a channel, not a key: own or another.
-            Op::List | Op::Create => &[Target::Sibling, Target::Foreign],
+            Op::List | Op::Create | Op::Export | Op::Import => &[Target::Sibling, Target::Foreign],
             // A deactivated key cannot call, so it never activates itself.
             Op::Activate(_) => &[Target::Sibling, Target::Foreign],
             _ => &[Target::Itself, Target::Sibling, Target::Foreign],
@@ -534,7 +563,7 @@ fn expected(op: Op, (breadth, fence, home): (Breadth, Fence, Home), target: Targ
         }
         // The weak targets have no POSTback URL: 409 NO_POSTBACK_URL.
         Op::Postback(_) => Expect::Refused(409, "other"),
-        Op::Create | Op::Roll => Expect::Done(201),
+        Op::Create | Op::Roll | Op::Import => Expect::Done(201),
         Op::Delete => Expect::Done(204),
         _ => Expect::Done(200),
     }
@@ -659,7 +688,7 @@ async fn every_api_route_answers_every_kind_of_api_key_as_the_policy_says() {
                 };
                 let foreign = target == Target::Foreign;
                 let subject = match (op, target) {
-                    (Op::List | Op::Create, _) => String::new(),
+                    (Op::List | Op::Create | Op::Export | Op::Import, _) => String::new(),
                     (_, Target::Itself) => caller.clone(),
                     (_, Target::Sibling) => bench.weak(bench.home(kind.2)).await,
                     (_, Target::Foreign) => bench.weak(bench.other).await,
@@ -690,6 +719,29 @@ async fn every_api_route_answers_every_kind_of_api_key_as_the_policy_says() {
                         None,
                     ),
                     Op::List => (Method::GET, "/keys".to_owned(), None),
+                    Op::Export => {
+                        let mut path = "/keys/export?format=json".to_owned();
+                        if foreign {
+                            path.push_str(&format!("&channel_id={}", bench.other));
+                        }
+                        (Method::GET, path, None)
+                    }
+                    Op::Import => {
+                        let mut path = "/keys/import".to_owned();
+                        if foreign {
+                            path.push_str(&format!("?channel_id={}", bench.other));
+                        }
+                        let digest = latchkey::domain::imported::hex_digest(
+                            latchkey::domain::imported::Algorithm::Sha256,
+                            &name,
+                        );
+                        let body = json!([{
+                            "name": name,
+                            "cidrs": ["127.0.0.0/24"],
+                            "sha256": digest,
+                        }]);
+                        (Method::POST, path, Some(body))
+                    }
                     Op::Create => {
                         let mut body = json!({ "name": name, "allowed_cidrs": ["127.0.0.0/24"] });
                         if foreign {

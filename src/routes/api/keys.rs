@@ -47,10 +47,14 @@ pub struct KeyJson {
     rolled_to_key_id: Option<String>,
     /// Set when a receiver answered 410 Gone and the POSTback was turned off.
     postback_off_at: Option<String>,
+    /// `sha256` / `sha512` for a key imported from another system by that digest.
+    imported_as: Option<String>,
+    /// When a leak report last named this key.
+    leaked_at: Option<String>,
 }
 
 impl KeyJson {
-    fn of(k: &ApiKey) -> Self {
+    pub(super) fn of(k: &ApiKey) -> Self {
         KeyJson {
             key_id: k.key_id.clone(),
             obfuscated: obfuscate(&k.prefix, &k.key_id, &k.last_four),
@@ -73,6 +77,8 @@ impl KeyJson {
             roll_ends_at: k.roll_ends_at.map(iso_time),
             rolled_to_key_id: k.rolled_to_key_id.clone(),
             postback_off_at: k.postback_gone_at.map(iso_time),
+            imported_as: k.imported_as.clone(),
+            leaked_at: k.leaked_at.map(iso_time),
         }
     }
 }

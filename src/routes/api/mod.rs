@@ -5,6 +5,8 @@
 mod caller;
 mod errors;
 mod keys;
+mod leaks;
+mod transfer;
 mod verify;
 
 pub use caller::{ApiCaller, record_usage};
@@ -13,6 +15,8 @@ pub use keys::{
     create_key, delete_key, get_key, list_keys, roll_key, roll_postback_secret, send_postback_test,
     set_active, update_key,
 };
+pub use leaks::report_leaks;
+pub use transfer::{export_keys, import_keys};
 pub use verify::verify_key;
 
 use actix_web::HttpResponse;

@@ -70,8 +70,16 @@ pub async fn verify_key(
         ),
         None => None,
     };
-    // A malformed key is refused here, before any lookup.
-    let Ok(digest) = PlainKey::digest_of(key.trim()) else {
+    // A malformed key is refused here, before any lookup (unless keys were imported:
+    // then it may be one of them, found by its SHA-256 / SHA-512).
+    let digest = match PlainKey::digest_of(key.trim()) {
+        Ok(digest) => Some(digest),
+        Err(_) => {
+            crate::imported::digest_for(&state.imports, &state.cache, &state.pool, key.trim())
+                .await?
+        }
+    };
+    let Some(digest) = digest else {
         state.metrics.verification(Code::Malformed);
         state.usage.unknown(Outcome::Verify(Code::Malformed));
         return Ok(HttpResponse::Ok().json(VerifyResponse::refused(Code::Malformed)));
