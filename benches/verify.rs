@@ -705,7 +705,9 @@ fn report(results: &[BackendResult], plan: Plan, wrk_version: &str) -> String {
          table with its indexes from `dbstat`; PostgreSQL: `pg_database_size`, \
          `pg_total_relation_size`) ÷ the server's VALID count × 10⁶; one key's raw log is \
          capped at its newest 10,000 rows (the retention prunes the rest every 30 s), so the \
-         sustained run's raw growth passes, while the spread run's rows stay for 7 days.\n",
+         sustained run's raw growth passes, while the spread run's rows stay for 7 days; \
+         rollups grow with keys × buckets × outcomes, not with verifications, so a longer \
+         run adds fewer rollup bytes per million.\n",
         plan.keys, plan.connections, plan.seconds, plan.rounds
     );
     let _ = writeln!(
@@ -884,18 +886,33 @@ fn backend_verdicts(out: &mut String, r: &BackendResult, plan: Plan) {
         s.run.raw_rows,
     );
     let p = &r.spread;
+    let p_wrk = p.run.requests as i64;
     let _ = writeln!(
         out,
-        "  - spread over {} targets, {} s at {:.0} req/s: wrk completed {}, the server counted \
-         {} VALID, all keys' VALID day rollups grew by {}, raw rows +{}; log lag {:.1} s",
+        "  - spread over {} targets, {} s at {:.0} req/s: wrk completed {p_wrk}, the server \
+         counted {} VALID, all keys' VALID day rollups grew by {} ({}), raw rows +{} ({}); \
+         server − wrk = {} ({}); log lag {:.1} s ({} s or less: {})",
         r.spread_keys,
         plan.sustained,
         p.run.rps,
-        p.run.requests,
         p.server_count,
         p.rollups[2],
+        if p.rollups[2] == p.server_count {
+            "equal"
+        } else {
+            "NOT equal"
+        },
         p.run.raw_rows,
+        if p.run.raw_rows == p.server_count {
+            "one per verification"
+        } else {
+            "NOT one per verification"
+        },
+        p.server_count - p_wrk,
+        verdict((p_wrk..=p_wrk + plan.connections as i64).contains(&p.server_count)),
         p.run.lag,
+        TARGET_LAG_S,
+        verdict(p.run.lag <= TARGET_LAG_S),
     );
     let spread_name = format!("spread ({} keys)", r.spread_keys);
     for (name, run) in [("sustained (one key)", s), (spread_name.as_str(), p)] {
