@@ -1032,6 +1032,13 @@ async fn measure(server: &Server, seeded: &Seeded, plan: Plan) -> Res<Vec<Scenar
                 return Err(format!("{}: the response lacks {m:?}", s.label).into());
             }
         }
+        if s.kind == Kind::Uses {
+            let busiest = format!("<tr id=\"key-{}\"", seeded.usage.busiest_key);
+            let first = body.find("<tr id=\"key-").map(|i| &body[i..]);
+            if !first.is_some_and(|f| f.starts_with(&busiest)) {
+                return Err(format!("{}: the busiest key is not the first row", s.label).into());
+            }
+        }
         if s.fragment && body.contains("<html") {
             return Err(format!("{}: got a full page, not the fragment", s.label).into());
         }

@@ -75,7 +75,8 @@
 //! Knobs: `LATCHKEY_BENCH_ROUNDS` (default 3; requests/s and p50 are the median of
 //! rounds, p99 the worst), `LATCHKEY_BENCH_SECONDS` (default 10 per wrk run),
 //! `LATCHKEY_BENCH_CONNECTIONS` (default 50), `LATCHKEY_BENCH_KEYS` (keys stored,
-//! default 100,000), `LATCHKEY_BENCH_SUSTAINED_SECONDS` (default 60; the spread run
+//! default 100,000; with fewer than 40,000 a quarter of them are spread targets),
+//! `LATCHKEY_BENCH_SUSTAINED_SECONDS` (default 60; the spread run
 //! lasts as long), `LATCHKEY_BENCH_QUIET_WAIT` (seconds to wait for the machine to go
 //! quiet before each round, default 300), `LATCHKEY_BENCH_SKIP_SQLITE=1`,
 //! `LATCHKEY_BENCH_NO_EXPERIMENTS=1` (skip (d), (e)), `LATCHKEY_BENCH_KEEP=1` (keep the
