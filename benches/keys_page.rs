@@ -21,6 +21,23 @@
 //! (1,000 matches each, like (c)), each text asked once. Every measured response must
 //! be 200 with the expected number of rows.
 //!
+//! Every keys page shows the usage column (requests in 24 hours / 30 days, from
+//! `api_keys.uses_24h` / `uses_30d`). For the usage scenarios the bench seeds, in the
+//! measured channel, "the busiest key": rollups of 50 million verifications over the
+//! last 30 days (98 % VALID, 2 % IP_NOT_ALLOWED, a daily rhythm; minute rows for the
+//! last 48 hours, hour and day rows for 30 days, all sums of the same minutes), its raw
+//! log at its retention (10,000 verification rows over the last 7 days) and its 24 h /
+//! 30 d figures as the server computes them from the rollups; and 3,000 other keys of
+//! the channel with smaller usage, equally consistent. It then also measures:
+//!
+//! - (e) that key's detail page `/keys/{key_id}` (charts and outcome totals from the
+//!   rollups, the newest rows of its raw log),
+//! - (f) the channel's keys page sorted by usage (`?sort=uses`), full page and htmx
+//!   fragment (the busiest key must be on it),
+//!
+//! and reads the server's resident memory (`VmRSS` from `/proc/<pid>/status`) after
+//! the runs, with all the keys stored.
+//!
 //! Runs on SQLite always and on PostgreSQL when `LATCHKEY_BENCH_POSTGRES` names an admin
 //! URL (a fresh `latchkey_bench_<random>` database is created and dropped). Writes the
 //! results to `target/bench-keys-page.md`.
@@ -28,6 +45,12 @@
 //! ```sh
 //! LATCHKEY_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres \
 //!     cargo bench --bench keys_page
+//! ```
+//!
+//! A short trial of the bench itself:
+//!
+//! ```sh
+//! LATCHKEY_BENCH_QUICK=1 LATCHKEY_BENCH_SAMPLES=50 cargo bench --bench keys_page
 //! ```
 //!
 //! Knobs: `LATCHKEY_BENCH_SAMPLES` (default 500 per scenario, after 50 warm-up rounds),
@@ -45,7 +68,7 @@ use common::{
     ADMIN_PASSWORD, Id, KEY_COLUMNS, PgDatabase, Res, Server, XorShift, env_flag, sql_str, sql_time,
 };
 use diesel::connection::SimpleConnection;
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 use latchkey::db::{self, DbConnection};
 use latchkey::domain::key::PlainKey;
@@ -58,6 +81,10 @@ const ROWS_PER_TRANSACTION: usize = 50_000;
 const WARMUP_ROUNDS: usize = 50;
 /// p95 target for every page scenario, in milliseconds.
 const TARGET_P95_MS: f64 = 10.0;
+/// p95 target for the busiest key's detail page, in milliseconds.
+const TARGET_DETAIL_P95_MS: f64 = 20.0;
+/// The server's resident memory after the runs, in MB.
+const TARGET_RSS_MB: f64 = 100.0;
 /// The deep page's p95 may be at most this multiple of the first page's p95.
 const TARGET_DEEP_RATIO: f64 = 1.5;
 
@@ -139,6 +166,9 @@ fn run() -> Res<()> {
     let report = report(&results, plan);
     println!("\n{report}");
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-keys-page.md");
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&out, &report)?;
     println!(
         "written to {} ({:.0} s in all)",
@@ -162,6 +192,14 @@ fn server_binary() -> Res<std::path::PathBuf> {
 // Databases
 
 #[derive(QueryableByName)]
+struct IdKeyRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    key_id: String,
+}
+
+#[derive(QueryableByName)]
 struct KeyIdRow {
     #[diesel(sql_type = Text)]
     key_id: String,
@@ -179,6 +217,7 @@ struct Seeded {
     /// Key id of the key in the middle of the channel: what (d) pastes.
     pasted_key: String,
     filter_total: i64,
+    usage: Usage,
     seconds: f64,
 }
 
@@ -336,12 +375,26 @@ fn seed(url: &str, plan: Plan, label: &str) -> Res<Seeded> {
         producer.join().map_err(|_| "the generator panicked")??;
         Ok(rows)
     })?;
+    // The busiest key: a third of the way down the first page's order.
+    let busiest = diesel::sql_query(format!(
+        "SELECT id, key_id FROM api_keys WHERE channel_id = {main_id} \
+         ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {}",
+        plan.main / 3
+    ))
+    .get_result::<IdKeyRow>(conn)?;
+    let usage = seed_usage(conn, main_id, (busiest.id, busiest.key_id))?;
+    println!(
+        "  {label}: usage seeded: {} rollup rows, {} raw rows for the busiest key ({} uses in 24 h, {} in 30 d), {} other keys used",
+        usage.rollup_rows, BUSIEST_RAW_ROWS, usage.busiest_24h, usage.busiest_30d, usage.used_keys
+    );
     let load = started.elapsed().as_secs_f64();
     if postgres {
         // After a bulk load autovacuum would soon vacuum and analyze the table (insert
         // threshold); doing it now makes the state deterministic: statistics for the
         // planner and a visibility map for index-only scans.
         conn.batch_execute("VACUUM (ANALYZE) api_keys")?;
+        conn.batch_execute("VACUUM (ANALYZE) usage_rollups")?;
+        conn.batch_execute("VACUUM (ANALYZE) request_log")?;
         conn.batch_execute("ANALYZE")?;
     } else {
         conn.batch_execute("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?;
@@ -390,7 +443,228 @@ fn seed(url: &str, plan: Plan, label: &str) -> Res<Seeded> {
         first_key,
         pasted_key,
         filter_total,
+        usage,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Usage: the busiest key and a few thousand used ones
+
+/// Verifications of the busiest key over the last 30 days.
+const BUSIEST_USES: u64 = 50_000_000;
+/// Its raw log, at the per-key retention (`LATCHKEY_REQUEST_LOG_PER_KEY`).
+const BUSIEST_RAW_ROWS: usize = 10_000;
+/// Other keys of the channel with (smaller) usage, so the usage sort has an order.
+const USED_KEYS: usize = 3_000;
+const ROLLUPS_PER_INSERT: usize = 500;
+
+/// What the usage seeding made.
+pub struct Usage {
+    pub busiest_key: String,
+    pub busiest_24h: i64,
+    pub busiest_30d: i64,
+    pub busiest_total: u64,
+    pub used_keys: usize,
+    pub rollup_rows: usize,
+}
+
+fn minute_time(minute: i64) -> time::PrimitiveDateTime {
+    let t = time::OffsetDateTime::from_unix_timestamp(minute * 60)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time::PrimitiveDateTime::new(t.date(), t.time())
+}
+
+/// Collects rollup rows and writes them in multi-row INSERTs.
+struct Rollups<'a> {
+    conn: &'a mut DbConnection,
+    sql: String,
+    rows: usize,
+}
+
+impl Rollups<'_> {
+    fn add(&mut self, key: i64, period: &str, minute: i64, outcome: &str, count: u64) -> Res<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        if self.sql.is_empty() {
+            self.sql = "INSERT INTO usage_rollups (api_key_id, period, bucket_start, outcome, count) VALUES ".into();
+        } else {
+            self.sql.push(',');
+        }
+        let _ = write!(
+            self.sql,
+            "({key},'{period}',{},'{outcome}',{count})",
+            sql_time(minute_time(minute))
+        );
+        self.rows += 1;
+        if self.rows % ROLLUPS_PER_INSERT == 0 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Res<()> {
+        if !self.sql.is_empty() {
+            self.sql.push(';');
+            self.conn.batch_execute(&self.sql)?;
+            self.sql.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Seeds the usage the detail page and the usage sort read: the busiest key's rollups
+/// (50 million verifications over the last 30 days, 98 % VALID and 2 % IP_NOT_ALLOWED,
+/// a daily rhythm; minute rows for the last 48 hours, hour and day rows for 30 days, all
+/// sums of the same minutes so the periods agree), its raw log at its retention (10,000
+/// verification rows over the last 7 days) and its 24 h / 30 d figures as the server
+/// computes them from the rollups; and a few thousand other keys of the channel with
+/// smaller, equally consistent usage.
+fn seed_usage(conn: &mut DbConnection, main_id: i64, busiest: (i64, String)) -> Res<Usage> {
+    let now = db::now();
+    let now_min = now.assume_utc().unix_timestamp().div_euclid(60);
+    let hour_of = |m: i64| m - m.rem_euclid(60);
+    let day_of = |m: i64| m - m.rem_euclid(1440);
+    // 720 hour buckets, this one included.
+    let first = hour_of(now_min) - 719 * 60;
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let weights: Vec<f64> = (first..=now_min)
+        .map(|m| {
+            let phase = (m.rem_euclid(1440) as f64 / 1440.0) * std::f64::consts::TAU;
+            1.0 + 0.6 * phase.sin() + (rng.next() % 1000) as f64 / 5000.0
+        })
+        .collect();
+    let sum: f64 = weights.iter().sum();
+    let mut counts: Vec<u64> = weights
+        .iter()
+        .map(|w| (BUSIEST_USES as f64 * w / sum) as u64)
+        .collect();
+    let short = BUSIEST_USES - counts.iter().sum::<u64>();
+    for c in counts.iter_mut().take(short as usize) {
+        *c += 1;
+    }
+    let (id, key_id) = busiest;
+    // (valid, ip_not_allowed) per bucket start, for each period.
+    let mut hours: std::collections::BTreeMap<i64, (u64, u64)> = Default::default();
+    let mut days: std::collections::BTreeMap<i64, (u64, u64)> = Default::default();
+    conn.batch_execute("BEGIN")?;
+    let mut out = Rollups {
+        conn,
+        sql: String::new(),
+        rows: 0,
+    };
+    for (i, n) in counts.iter().enumerate() {
+        let m = first + i as i64;
+        let refused = n * 2 / 100;
+        let valid = n - refused;
+        if m > now_min - 48 * 60 {
+            out.add(id, "minute", m, "VALID", valid)?;
+            out.add(id, "minute", m, "IP_NOT_ALLOWED", refused)?;
+        }
+        for (map, start) in [(&mut hours, hour_of(m)), (&mut days, day_of(m))] {
+            let e = map.entry(start).or_default();
+            e.0 += valid;
+            e.1 += refused;
+        }
+    }
+    for (period, map) in [("hour", &hours), ("day", &days)] {
+        for (start, (valid, refused)) in map {
+            out.add(id, period, *start, "VALID", *valid)?;
+            out.add(id, period, *start, "IP_NOT_ALLOWED", *refused)?;
+        }
+    }
+    // The server's windows: the last 24 hour buckets and the last 30 day buckets.
+    let day_from = hour_of(now_min) - 23 * 60;
+    let month_from = day_of(now_min) - 29 * 1440;
+    let total = |map: &std::collections::BTreeMap<i64, (u64, u64)>, from: i64| {
+        map.range(from..).map(|(_, (v, r))| v + r).sum::<u64>() as i64
+    };
+    let (busiest_24h, busiest_30d) = (total(&hours, day_from), total(&days, month_from));
+
+    // Other keys: one use burst each, two hours ago (a third of them) or days ago.
+    let others: Vec<Id> = diesel::sql_query(format!(
+        "SELECT id FROM api_keys WHERE channel_id = {main_id} AND id <> {id} AND id % 29 = 0 \
+         ORDER BY id LIMIT {USED_KEYS}"
+    ))
+    .load(out.conn)?;
+    let mut figures = String::new();
+    for (j, other) in others.iter().enumerate() {
+        let c = 1 + rng.next() % 1_000_000;
+        let recent = j % 3 == 0;
+        let hour = if recent {
+            hour_of(now_min) - 120
+        } else {
+            day_of(now_min) - (2 + (j as i64 % 20)) * 1440 + 12 * 60
+        };
+        if recent {
+            out.add(other.id, "minute", hour, "VALID", c)?;
+        }
+        out.add(other.id, "hour", hour, "VALID", c)?;
+        out.add(other.id, "day", day_of(hour), "VALID", c)?;
+        let _ = write!(
+            figures,
+            "UPDATE api_keys SET uses_24h = {}, uses_30d = {c} WHERE id = {};",
+            if recent { c } else { 0 },
+            other.id
+        );
+    }
+    out.flush()?;
+    let rollup_rows = out.rows;
+    conn.batch_execute(&figures)?;
+
+    // The raw log at its retention: verifications over the last 7 days, oldest first.
+    let week = 7 * 24 * 3600;
+    let mut sql = String::new();
+    let mut newest = now;
+    for i in 0..BUSIEST_RAW_ROWS {
+        let at = now - time::Duration::seconds(week - (i as i64 * week) / BUSIEST_RAW_ROWS as i64);
+        newest = at;
+        let refused = i % 50 == 7;
+        if sql.is_empty() {
+            sql = "INSERT INTO request_log (occurred_at, api_key_id, channel_id, method, route, \
+                   status, source_ip, kind, code) VALUES "
+                .into();
+        } else {
+            sql.push(',');
+        }
+        let _ = write!(
+            sql,
+            "({},{id},{main_id},'POST','/api/v1/keys/verify',{},{},'verify',{})",
+            sql_time(at),
+            if refused { 403 } else { 200 },
+            if refused {
+                "'203.0.113.9'"
+            } else {
+                "'198.51.100.7'"
+            },
+            if refused {
+                "'IP_NOT_ALLOWED'"
+            } else {
+                "'VALID'"
+            },
+        );
+        if (i + 1) % ROWS_PER_INSERT == 0 || i + 1 == BUSIEST_RAW_ROWS {
+            sql.push(';');
+            conn.batch_execute(&sql)?;
+            sql.clear();
+        }
+    }
+    let newest = newest.replace_nanosecond(0).unwrap_or(newest);
+    conn.batch_execute(&format!(
+        "UPDATE api_keys SET uses_24h = {busiest_24h}, uses_30d = {busiest_30d}, \
+         last_used_at = {}, last_used_ip = '198.51.100.7', last_used_order = {} WHERE id = {id}; \
+         COMMIT",
+        sql_time(newest),
+        newest.assume_utc().unix_timestamp() * 1_000_000
+    ))?;
+    Ok(Usage {
+        busiest_key: key_id,
+        busiest_24h,
+        busiest_30d,
+        busiest_total: counts.iter().sum(),
+        used_keys: others.len(),
+        rollup_rows,
     })
 }
 
@@ -409,6 +683,10 @@ enum Kind {
     /// A filter of the same selectivity the server has not counted before.
     FreshFilter,
     KeyId,
+    /// The keys page sorted by requests in 30 days (`?sort=uses`).
+    Uses,
+    /// The busiest key's detail page (`/keys/{key_id}`).
+    Detail,
 }
 
 struct Scenario {
@@ -460,6 +738,8 @@ struct BackendResult {
     backend: &'static str,
     seeded: Seeded,
     scenarios: Vec<Scenario>,
+    /// The server's VmRSS and VmHWM after the runs, in MB.
+    rss: (f64, f64),
 }
 
 fn bench_backend(
@@ -489,6 +769,11 @@ fn bench_backend(
         return Err(format!("{backend}: {e}").into());
     }
     let scenarios = scenarios?;
+    let rss = common::memory_mb(server.pid())?;
+    println!(
+        "  server VmRSS {:.1} MB (peak {:.1} MB) with {} keys stored",
+        rss.0, rss.1, plan.total
+    );
     for s in &scenarios {
         let st = s.stats();
         println!(
@@ -501,6 +786,7 @@ fn bench_backend(
         backend,
         seeded,
         scenarios,
+        rss,
     })
 }
 
@@ -544,6 +830,13 @@ fn scenarios(seeded: &Seeded, plan: Plan) -> Vec<Scenario> {
         .flat_map(|nn| ["svc-", "vc-", "c-", "-"].map(|p| format!("{keys}?q={p}{:04}", nn)))
         .filter(|p| !p.ends_with(&format!("?q={FILTER}")))
         .collect();
+    let uses = (
+        format!("{keys}?sort=uses"),
+        vec![
+            format!("1–{PAGE_SIZE} of {main}"),
+            format!("<tr id=\"key-{}\"", seeded.usage.busiest_key),
+        ],
+    );
     let fresh_filter = (
         fresh[0].clone(),
         vec![format!("1–{PAGE_SIZE} of {}", seeded.filter_total)],
@@ -585,6 +878,23 @@ fn scenarios(seeded: &Seeded, plan: Plan) -> Vec<Scenario> {
         samples: Vec::with_capacity(plan.samples),
         bytes: 0,
     };
+    let detail = Scenario {
+        label: "(e) the busiest key's page — full page",
+        kind: Kind::Detail,
+        path: format!("/keys/{}", seeded.usage.busiest_key),
+        fragment: false,
+        rotate: Vec::new(),
+        next: std::cell::Cell::new(0),
+        rows: None,
+        extra: false,
+        // Its outcome totals (from rollups) and its raw log.
+        must_contain: vec![
+            "<code>IP_NOT_ALLOWED</code>".to_owned(),
+            "data-kind=\"verify\"".to_owned(),
+        ],
+        samples: Vec::with_capacity(plan.samples),
+        bytes: 0,
+    };
     vec![
         baseline("baseline: GET /healthz (SELECT 1)", "/healthz"),
         baseline("baseline: GET /static/css/app.css", "/static/css/app.css"),
@@ -614,6 +924,19 @@ fn scenarios(seeded: &Seeded, plan: Plan) -> Vec<Scenario> {
             true,
         ),
         page("(c) filter — htmx fragment", Kind::Filter, filter, true),
+        page(
+            "(f) sorted by usage — full page",
+            Kind::Uses,
+            uses.clone(),
+            false,
+        ),
+        page(
+            "(f) sorted by usage — htmx fragment",
+            Kind::Uses,
+            uses,
+            true,
+        ),
+        detail,
         page(
             "(c′) filter counted for the first time — htmx fragment",
             Kind::FreshFilter,
@@ -709,6 +1032,13 @@ async fn measure(server: &Server, seeded: &Seeded, plan: Plan) -> Res<Vec<Scenar
                 return Err(format!("{}: the response lacks {m:?}", s.label).into());
             }
         }
+        if s.kind == Kind::Uses {
+            let busiest = format!("<tr id=\"key-{}\"", seeded.usage.busiest_key);
+            let first = body.find("<tr id=\"key-").map(|i| &body[i..]);
+            if !first.is_some_and(|f| f.starts_with(&busiest)) {
+                return Err(format!("{}: the busiest key is not the first row", s.label).into());
+            }
+        }
         if s.fragment && body.contains("<html") {
             return Err(format!("{}: got a full page, not the fragment", s.label).into());
         }
@@ -748,7 +1078,9 @@ fn report(results: &[BackendResult], plan: Plan) -> String {
         "API Keys page, {} keys in all, {} in the measured channel, page size {PAGE_SIZE}; \
          sequential keep-alive requests, round-robin over the scenarios, n per scenario after \
          {WARMUP_ROUNDS} warm-up rounds ((d) in a later phase: {} after {}); client-side wall \
-         time on loopback, in ms.\n",
+         time on loopback, in ms. Every keys page renders the usage column (requests 24 h / \
+         30 d); (e) is the detail page of a key with 50 million verifications in 30 days \
+         (rollups) and 10,000 raw rows, (f) the keys page sorted by usage.\n",
         plan.total,
         plan.main,
         (plan.samples / 5).max(20),
@@ -786,13 +1118,52 @@ fn report(results: &[BackendResult], plan: Plan) -> String {
     }
     let _ = writeln!(
         out,
-        "\nTargets: p95 < {TARGET_P95_MS} ms for (a), (b), (c); (b) p95 ≤ {TARGET_DEEP_RATIO}× (a) p95.\n"
+        "\nTargets: p95 < {TARGET_P95_MS} ms for (a), (b), (c), (f); (b) p95 ≤ {TARGET_DEEP_RATIO}× (a) p95; \
+         (e) p95 < {TARGET_DETAIL_P95_MS} ms; server VmRSS < {TARGET_RSS_MB} MB.\n"
     );
     for r in results {
+        let u = &r.seeded.usage;
         let _ = writeln!(
             out,
-            "- {} (seeded in {:.0} s; filter `{FILTER}` matches {} keys):",
-            r.backend, r.seeded.seconds, r.seeded.filter_total
+            "- {} (seeded in {:.0} s; filter `{FILTER}` matches {} keys; the busiest key: {} \
+             verifications in 30 days, {} in 24 h, {} raw rows; {} other keys used):",
+            r.backend,
+            r.seeded.seconds,
+            r.seeded.filter_total,
+            u.busiest_30d,
+            u.busiest_24h,
+            BUSIEST_RAW_ROWS,
+            u.used_keys
+        );
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        let p95 = |k: Kind, fragment: bool| {
+            r.scenarios
+                .iter()
+                .find(|s| s.kind == k && s.fragment == fragment)
+                .map(|s| s.stats().p95)
+        };
+        if let Some(d) = p95(Kind::Detail, false) {
+            let _ = writeln!(
+                out,
+                "  - (e) the busiest key's page: p95 {d:.2} ms {}",
+                verdict(d < TARGET_DETAIL_P95_MS)
+            );
+        }
+        if let (Some(full), Some(frag)) = (p95(Kind::Uses, false), p95(Kind::Uses, true)) {
+            let _ = writeln!(
+                out,
+                "  - (f) sorted by usage: full page p95 {full:.2} ms {}; htmx fragment p95 {frag:.2} ms {}",
+                verdict(full < TARGET_P95_MS),
+                verdict(frag < TARGET_P95_MS)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  - server VmRSS after the runs {:.1} MB (peak {:.1} MB) with {} keys stored: {}",
+            r.rss.0,
+            r.rss.1,
+            plan.total,
+            verdict(r.rss.0 < TARGET_RSS_MB)
         );
         for fragment in [false, true] {
             let find = |k: Kind| {

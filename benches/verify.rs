@@ -1,37 +1,59 @@
-//! Throughput and latency of key verification (`POST /api/v1/keys/verify`) against the
-//! plain JSON handler (`GET /api/v1/ping`) of the same server, under `wrk` on loopback.
+//! Throughput and latency of key verification (`POST /api/v1/keys/verify`) and of
+//! Latchkey's own API against a **bare actix-web JSON handler** built here (an
+//! `HttpServer` in this process, own thread and actix System, `.workers(2)` like the
+//! server's default on two cores, `GET /bare` answering `{"ok":true}`), all under `wrk`
+//! on loopback.
 //!
-//! Seeds 100,000 keys into one channel (bulk multi-row INSERTs, like `keys_page.rs`),
-//! among them a caller key with the `verify` scope and the key to verify, starts the
-//! release `latchkey` binary on the database (`LATCHKEY_LOG=warn`, request log on with
-//! its default one-second flush) and runs, per round,
-//! `wrk -t2 -c50 -d10s --latency` for:
+//! Seeds `LATCHKEY_BENCH_KEYS` keys (default 100,000) into one channel (bulk multi-row
+//! INSERTs, like `keys_page.rs`), among them a caller key with the `verify` scope, a
+//! reader with `keys:read`, the key to verify and 10,000 valid targets spread over the
+//! table; starts the release `latchkey` binary on the database (`LATCHKEY_LOG=warn`,
+//! usage flushed once a second by default) and runs, in interleaved rounds (every arm
+//! once per round, a 2 s warm-up each before the first), `wrk -t2 -c50 -d10s --latency`
+//! for:
 //!
-//! - baseline: `GET /api/v1/ping`,
+//! - bare: the bare handler (the reference of every ratio),
+//! - ping: `GET /api/v1/ping` (the server's own JSON handler with all its middleware:
+//!   the second reference),
 //! - (a) a valid key,
 //! - (b) a malformed key (a generated key with its checksum broken),
 //! - (c) a well-formed unknown key,
-//! - (d) experiment: (a) with an Off-the-Record caller and target, which leave no
-//!   request-log rows (isolates the cost of the request log),
-//! - (f) experiment: (b) with an Off-the-Record caller (the same for the malformed path),
-//! - (g) experiment: (b) with `Authorization: Basic …` (same size) instead of a bearer
-//!   key: refused with 401 before any key work (what a POST of this size costs in HTTP
-//!   and middleware alone).
+//! - (h) an API call with a bad bearer: `GET /api/v1/keys/<key id>` with
+//!   `Authorization: Bearer lk_notakey…` as long as a real key (401),
+//! - (i) `GET /api/v1/keys/{key_id}` with a valid `keys:read` key,
+//! - (d) experiment: (a) with an Off-the-Record target (counted, no raw row: isolates
+//!   the raw log's cost).
 //!
-//! Then it reads the server's resident memory (`VmRSS`, `VmHWM` from
-//! `/proc/<pid>/status`), counts the request-log rows written, and runs one more
-//! experiment: (e) unknown keys that are all different (every request misses the cache
-//! and reads the database), after which it reads the memory again.
+//! After every run the bench waits until the raw request log **and** the rollups stop
+//! changing (the day rollups of all keys summed must also reach the counts of the
+//! requests wrk completed): the *log lag* is the seconds that took after the run. It
+//! checks what each arm wrote against what it should: (a) one raw row per request (a
+//! flush keeps a key's newest 10,000), (i) one, (b), (c), (h) none; rollup counts: two
+//! per verification (the verified key's code or MALFORMED / NOT_FOUND under key 0, and
+//! the caller's API_2XX), one for (h) (UNAUTHENTICATED under key 0) and (i) (API_2XX),
+//! none for bare and ping; between what wrk completed and that plus one per connection
+//! (requests in flight when wrk stopped).
 //!
-//! After every run that writes request-log rows the bench waits until they are all in
-//! the database (the log is written by a background task once a second and can fall
-//! behind), so a scenario never pays for the previous one's backlog; how long that took
-//! is reported as the log lag, and the CPU it took is counted against the scenario.
+//! Then, once per backend:
+//! - experiment (e): unknown keys that are all different (cache misses),
+//! - the **sustained run**: (a) at full load for `LATCHKEY_BENCH_SUSTAINED_SECONDS`
+//!   (default 60): wrk's completed requests, the server's own count (the growth of
+//!   `latchkey_verifications_total{code="VALID"}` on `/metrics`) and the target's VALID
+//!   rollups of each period (minute, hour, day), which must equal the server's count
+//!   and be within the requests in flight of wrk's; log lag ≤ 2 s,
+//! - the **spread run**: the same length, verifications round-robin over the 10,000
+//!   spread targets (a wrk Lua script cycling through their plaintexts),
+//! - database growth per million verifications over each of the two (SQLite: main file
+//!   and WAL after `PRAGMA wal_checkpoint(TRUNCATE)`, per table from `dbstat` where
+//!   SQLite has it; PostgreSQL: `pg_database_size`, `pg_total_relation_size` per table),
+//! - the server's `VmRSS` (from `/proc/<pid>/status`).
 //!
-//! Beside every wrk run it records the CPU time used by the server, by wrk, by the
-//! PostgreSQL backends of the bench database and by everything else on the machine
-//! (from `/proc`), because wrk and the server share the same two cores and other work
-//! on the machine skews the numbers.
+//! Beside every wrk run it records the CPU time used by the server (for the bare arm:
+//! this process), by wrk, by the PostgreSQL backends of the bench database and by
+//! everything else on the machine (from `/proc`), because wrk and the server share the
+//! same two cores and other work on the machine skews the numbers. The (f) and (g)
+//! experiments of earlier versions are gone: with no raw row for the caller's request
+//! (f) is (b), and (h) replaces (g).
 //!
 //! Runs on SQLite always and on PostgreSQL when `LATCHKEY_BENCH_POSTGRES` names an admin
 //! URL (a fresh `latchkey_bench_<random>` database is created and dropped). Writes the
@@ -43,41 +65,58 @@
 //!     cargo bench --bench verify
 //! ```
 //!
-//! Knobs: `LATCHKEY_BENCH_ROUNDS` (default 2), `LATCHKEY_BENCH_SECONDS` (default 10 per
-//! wrk run), `LATCHKEY_BENCH_CONNECTIONS` (default 50), `LATCHKEY_BENCH_QUIET_WAIT`
-//! (seconds to wait for the machine to go quiet before each round, default 300),
-//! `LATCHKEY_BENCH_SKIP_SQLITE=1`, `LATCHKEY_BENCH_NO_EXPERIMENTS=1` (skip (d)–(g)),
-//! `LATCHKEY_BENCH_KEEP=1` (keep the PostgreSQL database),
-//! `LATCHKEY_BIN` (the server binary to start; default the release build cargo made),
-//! `LATCHKEY_BENCH_PERF=DIR` (after the rounds, one more run of each scenario under
-//! `perf record --call-graph dwarf`, profiles written to `DIR`; not part of the results).
+//! A short trial of the bench itself:
+//!
+//! ```sh
+//! LATCHKEY_BENCH_SECONDS=2 LATCHKEY_BENCH_ROUNDS=1 LATCHKEY_BENCH_KEYS=20000 \
+//! LATCHKEY_BENCH_SUSTAINED_SECONDS=5 LATCHKEY_BENCH_QUIET_WAIT=0 cargo bench --bench verify
+//! ```
+//!
+//! Knobs: `LATCHKEY_BENCH_ROUNDS` (default 3; requests/s and p50 are the median of
+//! rounds, p99 the worst), `LATCHKEY_BENCH_SECONDS` (default 10 per wrk run),
+//! `LATCHKEY_BENCH_CONNECTIONS` (default 50), `LATCHKEY_BENCH_KEYS` (keys stored,
+//! default 100,000; with fewer than 40,000 a quarter of them are spread targets),
+//! `LATCHKEY_BENCH_SUSTAINED_SECONDS` (default 60; the spread run
+//! lasts as long), `LATCHKEY_BENCH_QUIET_WAIT` (seconds to wait for the machine to go
+//! quiet before each round, default 300), `LATCHKEY_BENCH_SKIP_SQLITE=1`,
+//! `LATCHKEY_BENCH_NO_EXPERIMENTS=1` (skip (d), (e)), `LATCHKEY_BENCH_KEEP=1` (keep the
+//! PostgreSQL database), `LATCHKEY_BIN` (the server binary to start; default the release
+//! build cargo made), `LATCHKEY_BENCH_PERF=DIR` (after the rounds, one more run of each
+//! server arm under `perf record --call-graph dwarf`, profiles written to `DIR`; not
+//! part of the results).
 
 mod common;
+#[path = "verify/load.rs"]
+mod load;
+#[path = "verify/seed.rs"]
+mod seed;
 
 use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Id, KEY_COLUMNS, PgDatabase, Res, Server, XorShift, env_flag, sql_str, sql_time};
-use diesel::RunQueryDsl;
-use diesel::connection::SimpleConnection;
-use latchkey::db::{self, DbConnection};
-use latchkey::domain::key::{KeyFormatError, PlainKey};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use common::{PgDatabase, Res, Server, env_flag, memory_mb};
+use latchkey::domain::key::PlainKey;
+use load::{Kind, Scenario, WRK_THREADS, Watch, WrkRun, wait_for_quiet, wrk};
+use seed::{Probe, Seeded, Size};
 
-const KEYS: usize = 100_000;
-const ROWS_PER_INSERT: usize = 1_000;
-const WRK_THREADS: usize = 2;
 const WARMUP_SECONDS: u64 = 2;
+/// The rollup periods, finest first.
+const PERIODS: [&str; 3] = ["minute", "hour", "day"];
 /// Distinct unknown keys for experiment (e): more than one run can use up.
 const DISTINCT_UNKNOWN: usize = 400_000;
-/// Other processes using more than this many cores count as a noisy machine.
-const QUIET_CORES: f64 = 0.3;
 
-const TARGET_VALID_RATIO: f64 = 0.7;
-const TARGET_MALFORMED_RATIO: f64 = 0.9;
+const TARGET_VALID_SQLITE: f64 = 0.8;
+const TARGET_VALID_POSTGRES: f64 = 0.7;
+const TARGET_REFUSED: f64 = 0.85;
+const TARGET_BAD_BEARER_OF_PING: f64 = 0.9;
+const TARGET_GET_KEY: f64 = 0.3;
 const TARGET_P99_MS: f64 = 5.0;
-const TARGET_RSS_MB: f64 = 150.0;
+const TARGET_LAG_S: f64 = 2.0;
+const TARGET_RSS_MB: f64 = 100.0;
 
 fn main() {
     // `cargo test --all-targets` runs bench targets without `--bench`: stay quick there.
@@ -92,12 +131,14 @@ fn main() {
 }
 
 #[derive(Clone, Copy)]
-struct Plan {
+pub struct Plan {
     rounds: usize,
     seconds: u64,
-    connections: usize,
+    pub connections: usize,
     quiet_wait: u64,
     experiments: bool,
+    keys: usize,
+    sustained: u64,
 }
 
 impl Plan {
@@ -110,7 +151,7 @@ impl Plan {
                 .unwrap_or(default)
         };
         Plan {
-            rounds: num("LATCHKEY_BENCH_ROUNDS", 2) as usize,
+            rounds: num("LATCHKEY_BENCH_ROUNDS", 3) as usize,
             seconds: num("LATCHKEY_BENCH_SECONDS", 10),
             connections: num("LATCHKEY_BENCH_CONNECTIONS", 50) as usize,
             quiet_wait: std::env::var("LATCHKEY_BENCH_QUIET_WAIT")
@@ -118,8 +159,21 @@ impl Plan {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(300),
             experiments: !env_flag("LATCHKEY_BENCH_NO_EXPERIMENTS"),
+            keys: num("LATCHKEY_BENCH_KEYS", 100_000).max(1_000) as usize,
+            sustained: num("LATCHKEY_BENCH_SUSTAINED_SECONDS", 60),
         }
     }
+}
+
+pub struct Ctx {
+    pub plan: Plan,
+    bin: PathBuf,
+    work: PathBuf,
+    pub ticks: f64,
+    unknown_file: Option<PathBuf>,
+    started: Instant,
+    /// `http://127.0.0.1:<port>/bare`.
+    bare_url: String,
 }
 
 fn run() -> Res<()> {
@@ -141,10 +195,12 @@ fn run() -> Res<()> {
         .to_owned();
     let ticks = clock_ticks();
     println!(
-        "verify: {KEYS} keys, {} round(s) of wrk -t{WRK_THREADS} -c{} -d{}s; {wrk_version}; server {}",
+        "verify: {} keys, {} round(s) of wrk -t{WRK_THREADS} -c{} -d{}s, sustained {} s; {wrk_version}; server {}",
+        plan.keys,
         plan.rounds,
         plan.connections,
         plan.seconds,
+        plan.sustained,
         bin.display()
     );
     let unknown_file = if plan.experiments {
@@ -159,6 +215,8 @@ fn run() -> Res<()> {
     } else {
         None
     };
+    let bare = start_bare()?;
+    println!("bare actix-web handler on http://{bare}/bare");
     let ctx = Ctx {
         plan,
         bin,
@@ -166,6 +224,7 @@ fn run() -> Res<()> {
         ticks,
         unknown_file,
         started,
+        bare_url: format!("http://{bare}/bare"),
     };
     let mut results = Vec::new();
     if !env_flag("LATCHKEY_BENCH_SKIP_SQLITE") {
@@ -182,6 +241,9 @@ fn run() -> Res<()> {
     let report = report(&results, plan, &wrk_version);
     println!("\n{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-verify.md");
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&out, &report)?;
     println!(
         "written to {} ({:.0} s in all)",
@@ -189,15 +251,6 @@ fn run() -> Res<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-struct Ctx {
-    plan: Plan,
-    bin: PathBuf,
-    work: PathBuf,
-    ticks: f64,
-    unknown_file: Option<PathBuf>,
-    started: Instant,
 }
 
 /// The server binary, copied so that a rebuild by someone else during the run cannot
@@ -224,657 +277,117 @@ fn clock_ticks() -> f64 {
 }
 
 // ---------------------------------------------------------------------------------
-// Databases
+// The bare handler
 
-/// The keys the measurements use, as plaintext.
-struct Seeded {
-    caller: String,
-    caller_otr: String,
-    valid: String,
-    valid_otr: String,
-    malformed: String,
-    unknown: String,
-    seconds: f64,
+async fn bare() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
 }
 
-/// A key the bench needs to know the plaintext of, stored at row `at`.
-struct Special {
-    at: usize,
-    name: &'static str,
-    scopes: &'static str,
-    off_the_record: bool,
-    plain: String,
-}
-
-fn seed(url: &str, label: &str) -> Res<Seeded> {
-    let started = Instant::now();
-    let pool = db::connect(url, 1)?;
-    let mut pooled = pool.get()?;
-    let conn: &mut DbConnection = &mut pooled;
-    let postgres = matches!(conn, DbConnection::Postgresql(_));
-    if postgres {
-        conn.batch_execute("SET synchronous_commit = off")?;
-    } else {
-        conn.batch_execute("PRAGMA synchronous = OFF;")?;
-    }
-    let now = db::now();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    let t = sql_time(now);
-    conn.batch_execute(&format!(
-        "INSERT INTO channels (name, key_limit, key_count, is_system, created_at, updated_at) \
-         VALUES ('bench-verify', 200000, {KEYS}, FALSE, {t}, {t})"
-    ))?;
-    let channel_id = diesel::sql_query("SELECT id FROM channels WHERE name = 'bench-verify'")
-        .get_result::<Id>(conn)?
-        .id;
-
-    let special = |at, name, scopes, off_the_record| Special {
-        at,
-        name,
-        scopes,
-        off_the_record,
-        plain: String::new(),
-    };
-    // Spread over the table; the caller only needs `verify`, the targets have the
-    // scopes of a typical service key.
-    let mut specials = [
-        special(KEYS / 5, "bench-caller", "verify", false),
-        special(2 * KEYS / 5, "bench-caller-otr", "verify", true),
-        special(3 * KEYS / 5, "bench-target", "keys:read verify", false),
-        special(4 * KEYS / 5, "bench-target-otr", "keys:read verify", true),
-    ];
-    let start = now - time::Duration::seconds(KEYS as i64 + 60);
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    let mut sql = String::new();
-    conn.batch_execute("BEGIN")?;
-    for i in 0..KEYS {
-        let (key, parts) = PlainKey::generate("lk");
-        let hash = key.hash();
-        let created = start + time::Duration::seconds(i as i64);
-        let r = rng.next();
-        let spec = specials.iter_mut().find(|s| s.at == i);
-        let (name, scopes, cidrs, otr, enabled, expires) = match spec {
-            Some(s) => {
-                s.plain = key.reveal().to_owned();
-                (
-                    s.name.to_owned(),
-                    s.scopes,
-                    "",
-                    s.off_the_record,
-                    true,
-                    None,
-                )
-            }
-            None => {
-                let (scopes, cidrs) = match r % 4 {
-                    0 => ("keys:read", ""),
-                    1 => ("keys:read keys:write", "10.0.0.0/8"),
-                    2 => ("verify", "203.0.113.0/24 2001:db8::/32"),
-                    _ => ("keys:read verify", ""),
-                };
-                let expires = match r % 10 {
-                    0 => Some(created + time::Duration::days(1)),
-                    1 | 2 => Some(created + time::Duration::days(365)),
-                    _ => None,
-                };
-                (
-                    format!("svc-{i:06}"),
-                    scopes,
-                    cidrs,
-                    r % 11 == 0,
-                    r % 20 != 0,
-                    expires,
-                )
-            }
-        };
-        let (last_used, last_ip, order) = if r % 5 < 3 {
-            let age = (now - created).whole_seconds().max(1) as u64;
-            let used = created + time::Duration::seconds((rng.next() % age) as i64);
-            let micros = used.assume_utc().unix_timestamp() * 1_000_000;
-            (sql_time(used), "'198.51.100.7'", micros)
-        } else {
-            ("NULL".into(), "NULL", 0)
-        };
-        if sql.is_empty() {
-            sql = format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ");
-        } else {
-            sql.push(',');
+/// Starts the bare actix-web server on a thread of its own (its own actix System, two
+/// workers) for the rest of the process; returns its address.
+fn start_bare() -> Res<std::net::SocketAddr> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let system = actix_web::rt::System::new();
+        let served = system.block_on(async {
+            let server = HttpServer::new(|| App::new().route("/bare", web::get().to(bare)))
+                .workers(2)
+                .disable_signals()
+                .bind("127.0.0.1:0")?;
+            let _ = tx.send(server.addrs().first().copied());
+            server.run().await
+        });
+        if let Err(e) = served {
+            eprintln!("the bare handler stopped: {e}");
         }
-        let _ = write!(
-            sql,
-            "({channel_id},{},{},{},'lk',{},{},NULL,{},{},NULL,{},{},{},{},'admin',{},{last_used},{last_ip},{order})",
-            sql_str(&parts.key_id),
-            sql_str(hash.as_str()),
-            sql_str(&parts.last_four),
-            sql_str(&name),
-            sql_str(&name.to_lowercase()),
-            sql_str(scopes),
-            sql_str(cidrs),
-            if otr { "TRUE" } else { "FALSE" },
-            if enabled { "TRUE" } else { "FALSE" },
-            expires.map_or_else(|| "NULL".to_owned(), sql_time),
-            sql_time(created),
-            sql_time(created),
-        );
-        if (i + 1) % ROWS_PER_INSERT == 0 || i + 1 == KEYS {
-            sql.push(';');
-            conn.batch_execute(&sql)?;
-            sql.clear();
-        }
-    }
-    conn.batch_execute("COMMIT")?;
-    let stored = diesel::sql_query("SELECT COUNT(*) AS id FROM api_keys").get_result::<Id>(conn)?;
-    if stored.id != KEYS as i64 {
-        return Err(format!("{} keys stored, expected {KEYS}", stored.id).into());
-    }
-    if postgres {
-        // VACUUM cannot share a multi-statement batch (an implicit transaction).
-        conn.batch_execute("VACUUM (ANALYZE) api_keys")?;
-        conn.batch_execute("ANALYZE")?;
-    } else {
-        conn.batch_execute("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?;
-    }
-    let [caller, caller_otr, valid, valid_otr] = specials.map(|s| s.plain);
-
-    // A generated key with one checksum character changed: refused by its shape.
-    let mut malformed = PlainKey::generate("lk").0.reveal().to_owned();
-    let last = malformed.pop().ok_or("empty key")?;
-    malformed.push(if last == 'A' { 'B' } else { 'A' });
-    if !matches!(PlainKey::parse(&malformed), Err(KeyFormatError::Checksum)) {
-        return Err("the malformed key does not fail on its checksum".into());
-    }
-    let unknown = PlainKey::generate("lk").0.reveal().to_owned();
-    let seconds = started.elapsed().as_secs_f64();
-    println!("  {label}: {KEYS} keys seeded in {seconds:.0} s");
-    Ok(Seeded {
-        caller,
-        caller_otr,
-        valid,
-        valid_otr,
-        malformed,
-        unknown,
-        seconds,
-    })
-}
-
-fn count_request_log(url: &str) -> Res<i64> {
-    let pool = db::connect(url, 1)?;
-    let mut pooled = pool.get()?;
-    let conn: &mut DbConnection = &mut pooled;
-    Ok(diesel::sql_query("SELECT COUNT(*) AS id FROM request_log")
-        .get_result::<Id>(conn)?
-        .id)
-}
-
-/// Waits until the server has written the request log of the last run: the newest
-/// row id stops moving and the server and database go idle. Returns the seconds that
-/// took (counted to the last new row) and the server and database CPU seconds used.
-fn drain(ctx: &Ctx, watch: &Watch) -> Res<(f64, f64, f64)> {
-    let pool = db::connect(&watch.url, 1)?;
-    let mut pooled = pool.get()?;
-    let conn: &mut DbConnection = &mut pooled;
-    let mut newest = || -> Res<i64> {
-        Ok(
-            diesel::sql_query("SELECT COALESCE(MAX(id), 0) AS id FROM request_log")
-                .get_result::<Id>(conn)?
-                .id,
-        )
-    };
-    let busy = || process_jiffies(watch.server) + watch.db_jiffies();
-    let t0 = Instant::now();
-    let (server0, db0) = (process_jiffies(watch.server), watch.db_jiffies());
-    let cpu0 = server0 + db0;
-    let mut last = newest()?;
-    let mut last_change = t0;
-    let mut window = (t0, cpu0);
-    while t0.elapsed() < Duration::from_secs(600) {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = Instant::now();
-        let id = newest()?;
-        if id != last {
-            last = id;
-            last_change = now;
-        }
-        let span = now.duration_since(window.0).as_secs_f64();
-        if span >= 1.5 {
-            let cpu = busy();
-            let cores = cpu.saturating_sub(window.1) as f64 / ctx.ticks / span;
-            if cores < 0.05 && now.duration_since(last_change).as_secs_f64() >= 1.5 {
-                break;
-            }
-            window = (now, cpu);
-        }
-    }
-    let server = process_jiffies(watch.server).saturating_sub(server0) as f64 / ctx.ticks;
-    let db = watch.db_jiffies().saturating_sub(db0) as f64 / ctx.ticks;
-    Ok((last_change.duration_since(t0).as_secs_f64(), server, db))
-}
-
-// ---------------------------------------------------------------------------------
-// The server
-
-/// Resident memory now and at its peak, in MB (from `/proc/<pid>/status`).
-fn memory_mb(pid: u32) -> Res<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> Res<f64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))?;
-        let kb: f64 = line[name.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()?;
-        Ok(kb / 1024.0)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-// ---------------------------------------------------------------------------------
-// CPU accounting from /proc
-
-/// Busy and total jiffies of the whole machine.
-fn machine_jiffies() -> (u64, u64) {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return (0, 0);
-    };
-    let Some(line) = stat.lines().next() else {
-        return (0, 0);
-    };
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    let get = |i: usize| v.get(i).copied().unwrap_or(0);
-    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
-    (busy, busy + get(3) + get(4))
-}
-
-/// User + system jiffies of one process (0 once it is gone).
-fn process_jiffies(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the command name: field 3 (state) is f[0]; utime is field 14, stime 15.
-    let get = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
-}
-
-/// The processes whose CPU time is ours: the server and, on PostgreSQL, the backends
-/// serving the bench database (found by the database name in their process title).
-struct Watch {
-    server: u32,
-    db: Option<String>,
-    url: String,
-}
-
-impl Watch {
-    fn db_jiffies(&self) -> u64 {
-        let Some(db) = &self.db else { return 0 };
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return 0;
-        };
-        dir.filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.windows(db.len()).any(|w| w == db.as_bytes()))
-            })
-            .map(process_jiffies)
-            .sum()
-    }
-}
-
-/// Waits until processes other than ours use less than [`QUIET_CORES`] (measured over
-/// two seconds while the server idles), at most `max_wait` seconds. Returns the cores
-/// others used in the last measurement.
-fn wait_for_quiet(ticks: f64, watch: &Watch, max_wait: u64) -> f64 {
-    let started = Instant::now();
-    loop {
-        let (b0, _) = machine_jiffies();
-        let s0 = process_jiffies(watch.server) + watch.db_jiffies();
-        let t0 = Instant::now();
-        std::thread::sleep(Duration::from_secs(2));
-        let (b1, _) = machine_jiffies();
-        let s1 = process_jiffies(watch.server) + watch.db_jiffies();
-        let others =
-            ((b1 - b0).saturating_sub(s1 - s0)) as f64 / ticks / t0.elapsed().as_secs_f64();
-        if others < QUIET_CORES || started.elapsed().as_secs() >= max_wait {
-            if others >= QUIET_CORES {
-                println!(
-                    "  the machine is still busy ({others:.2} cores used by others): measuring anyway"
-                );
-            }
-            return others;
-        }
-        println!("  waiting for a quiet machine: others use {others:.2} cores");
-        std::thread::sleep(Duration::from_secs(5));
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// wrk
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Baseline,
-    Valid,
-    Malformed,
-    Unknown,
-    ValidOffTheRecord,
-    MalformedOffTheRecord,
-    NoAuth,
-    DistinctUnknown,
-}
-
-impl Kind {
-    fn label(self) -> &'static str {
-        match self {
-            Kind::Baseline => "baseline: GET /api/v1/ping",
-            Kind::Valid => "(a) valid key",
-            Kind::Malformed => "(b) malformed key (bad checksum)",
-            Kind::Unknown => "(c) well-formed unknown key",
-            Kind::ValidOffTheRecord => "(d) experiment: (a) with Off-the-Record caller + target",
-            Kind::MalformedOffTheRecord => "(f) experiment: (b) with an Off-the-Record caller",
-            Kind::NoAuth => "(g) experiment: (b) with no bearer key (401, no key work)",
-            Kind::DistinctUnknown => "(e) experiment: unknown keys, all different (cache misses)",
-        }
-    }
-
-    /// Request-log rows one request of this kind writes: the verified key (for a found
-    /// key) and the caller (the `/api/v1` middleware records every authenticated call).
-    fn log_rows(self) -> u64 {
-        match self {
-            Kind::Baseline
-            | Kind::ValidOffTheRecord
-            | Kind::MalformedOffTheRecord
-            | Kind::NoAuth => 0,
-            Kind::Valid => 2,
-            Kind::Malformed | Kind::Unknown | Kind::DistinctUnknown => 1,
-        }
-    }
-}
-
-/// One wrk run.
-#[derive(Clone, Copy, Default)]
-struct WrkRun {
-    rps: f64,
-    requests: u64,
-    p50: f64,
-    p99: f64,
-    non2xx: u64,
-    socket_errors: u64,
-    wall: f64,
-    server_cpu: f64,
-    wrk_cpu: f64,
-    /// PostgreSQL backends serving the bench database (SQLite runs inside the server).
-    db_cpu: f64,
-    others_cpu: f64,
-    /// The server's VmRSS right after the run, in MB.
-    rss_after: f64,
-    /// Seconds after the run until its request-log rows were all written.
-    lag: f64,
-    /// Server and database CPU seconds spent in that time (writing the log).
-    drain_server_cpu: f64,
-    drain_db_cpu: f64,
-}
-
-struct Scenario {
-    kind: Kind,
-    url: String,
-    script: Option<PathBuf>,
-    runs: Vec<WrkRun>,
-}
-
-impl Scenario {
-    fn mean(&self, f: impl Fn(&WrkRun) -> f64) -> f64 {
-        self.runs.iter().map(f).sum::<f64>() / self.runs.len().max(1) as f64
-    }
-
-    fn rps(&self) -> f64 {
-        self.mean(|r| r.rps)
-    }
-
-    fn p50(&self) -> f64 {
-        self.mean(|r| r.p50)
-    }
-
-    /// The worst round's p99.
-    fn p99(&self) -> f64 {
-        self.runs.iter().map(|r| r.p99).fold(0.0, f64::max)
-    }
-
-    fn requests(&self) -> u64 {
-        self.runs.iter().map(|r| r.requests).sum()
-    }
-
-    fn us_per_request(&self, f: impl Fn(&WrkRun) -> f64) -> f64 {
-        let cpu: f64 = self.runs.iter().map(f).sum();
-        cpu * 1e6 / self.requests().max(1) as f64
-    }
-
-    /// Server CPU per request, including the writing of its request-log rows after
-    /// the run (SQLite writes inside the server; on PostgreSQL most of it is the
-    /// database's work).
-    fn server_us_per_request(&self) -> f64 {
-        self.us_per_request(|r| r.server_cpu + r.drain_server_cpu)
-    }
-
-    fn lag(&self) -> f64 {
-        self.runs.iter().map(|r| r.lag).fold(0.0, f64::max)
-    }
-
-    /// CPU per request of everything the measurement itself runs: server, wrk and the
-    /// database backends. On a machine of its own that is CPU-bound, requests/s is
-    /// about (cores) ÷ this, so ratios of it estimate the throughput ratio free of the
-    /// noise of other work on the machine.
-    fn own_us_per_request(&self) -> f64 {
-        self.us_per_request(|r| {
-            r.server_cpu + r.wrk_cpu + r.db_cpu + r.drain_server_cpu + r.drain_db_cpu
-        })
-    }
-
-    fn cores(&self, f: impl Fn(&WrkRun) -> f64) -> f64 {
-        let wall: f64 = self.runs.iter().map(|r| r.wall).sum();
-        self.runs.iter().map(f).sum::<f64>() / wall.max(1e-9)
-    }
-
-    fn errors(&self) -> (u64, u64) {
-        (
-            self.runs.iter().map(|r| r.non2xx).sum(),
-            self.runs.iter().map(|r| r.socket_errors).sum(),
-        )
-    }
-}
-
-fn post_script(dir: &Path, name: &str, caller: &str, key: &str) -> Res<PathBuf> {
-    let path = dir.join(format!("{name}.lua"));
-    std::fs::write(
-        &path,
-        format!(
-            "wrk.method = \"POST\"\n\
-             wrk.body = '{{\"key\":\"{key}\"}}'\n\
-             wrk.headers[\"Authorization\"] = \"Bearer {caller}\"\n\
-             wrk.headers[\"Content-Type\"] = \"application/json\"\n"
-        ),
-    )?;
-    Ok(path)
-}
-
-/// Every request a different key from `keys_file`; thread `n` takes lines n, n+T, ...
-fn distinct_script(dir: &Path, caller: &str, keys_file: &Path) -> Res<PathBuf> {
-    let path = dir.join("distinct-unknown.lua");
-    let file = keys_file.display().to_string().replace('\\', "\\\\");
-    std::fs::write(
-        &path,
-        format!(
-            "wrk.method = \"POST\"\n\
-             wrk.headers[\"Authorization\"] = \"Bearer {caller}\"\n\
-             wrk.headers[\"Content-Type\"] = \"application/json\"\n\
-             local started = 0\n\
-             function setup(thread)\n  thread:set(\"tid\", started)\n  started = started + 1\nend\n\
-             function init(args)\n  keys = {{}}\n  for line in io.lines(\"{file}\") do keys[#keys + 1] = line end\n  \
-             step = {WRK_THREADS}\n  i = tid + 1 - step\nend\n\
-             function request()\n  i = i + step\n  if i > #keys then i = tid + 1 end\n  \
-             return wrk.format(nil, nil, nil, '{{\"key\":\"' .. keys[i] .. '\"}}')\nend\n"
-        ),
-    )?;
-    Ok(path)
-}
-
-/// `318.00us`, `1.23ms`, `2.00s` in milliseconds.
-fn parse_duration_ms(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    Some(match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        "m" => n * 60_000.0,
-        "h" => n * 3_600_000.0,
-        _ => return None,
-    })
-}
-
-fn parse_wrk(out: &str) -> Res<WrkRun> {
-    let mut run = WrkRun::default();
-    let mut have = (false, false, false);
-    for line in out.lines() {
-        let t = line.trim();
-        if let Some(v) = t.strip_prefix("Requests/sec:") {
-            run.rps = v.trim().parse()?;
-            have.0 = true;
-        } else if let Some(v) = t.strip_prefix("50%") {
-            run.p50 = parse_duration_ms(v).ok_or("bad 50% line")?;
-            have.1 = true;
-        } else if let Some(v) = t.strip_prefix("99%") {
-            run.p99 = parse_duration_ms(v).ok_or("bad 99% line")?;
-            have.2 = true;
-        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
-            run.non2xx = v.trim().parse()?;
-        } else if let Some(v) = t.strip_prefix("Socket errors:") {
-            // connect 0, read 0, write 0, timeout 0
-            run.socket_errors = v
-                .split(',')
-                .filter_map(|p| p.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum();
-        } else if t.contains(" requests in ") {
-            run.requests = t.split_whitespace().next().unwrap_or("0").parse()?;
-        }
-    }
-    if have != (true, true, true) {
-        return Err(format!("unexpected wrk output:\n{out}").into());
-    }
-    Ok(run)
-}
-
-fn wrk(ctx: &Ctx, watch: &Watch, s: &Scenario, seconds: u64) -> Res<WrkRun> {
-    let server_pid = watch.server;
-    let mut cmd = Command::new("wrk");
-    cmd.arg(format!("-t{WRK_THREADS}"))
-        .arg(format!("-c{}", ctx.plan.connections))
-        .arg(format!("-d{seconds}s"))
-        .arg("--latency");
-    if let Some(script) = &s.script {
-        cmd.arg("-s").arg(script);
-    }
-    cmd.arg(&s.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (busy0, _) = machine_jiffies();
-    let server0 = process_jiffies(server_pid);
-    let db0 = watch.db_jiffies();
-    let t0 = Instant::now();
-    let mut child = cmd.spawn()?;
-    let pid = child.id();
-    // wrk's own CPU, sampled until it exits (misses at most the last 50 ms).
-    let mut wrk_jiffies = 0;
-    while child.try_wait()?.is_none() {
-        wrk_jiffies = wrk_jiffies.max(process_jiffies(pid));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let (busy1, _) = machine_jiffies();
-    let server1 = process_jiffies(server_pid);
-    let db1 = watch.db_jiffies();
-    let out = child.wait_with_output()?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "wrk failed ({}): {stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    let mut run = parse_wrk(&stdout)?;
-    run.wall = wall;
-    run.server_cpu = (server1 - server0) as f64 / ctx.ticks;
-    run.wrk_cpu = wrk_jiffies as f64 / ctx.ticks;
-    run.db_cpu = db1.saturating_sub(db0) as f64 / ctx.ticks;
-    run.others_cpu =
-        ((busy1 - busy0) as f64 / ctx.ticks - run.server_cpu - run.wrk_cpu - run.db_cpu).max(0.0);
-    run.rss_after = memory_mb(server_pid).map_or(f64::NAN, |m| m.0);
-    if s.kind.log_rows() > 0 {
-        (run.lag, run.drain_server_cpu, run.drain_db_cpu) = drain(ctx, watch)?;
-    }
-    Ok(run)
+    });
+    rx.recv_timeout(Duration::from_secs(30))?
+        .ok_or_else(|| "the bare handler did not bind".into())
 }
 
 // ---------------------------------------------------------------------------------
 // One backend
 
+/// The sustained or spread run: wrk, the server's count, rollups, sizes.
+struct LongRun {
+    run: WrkRun,
+    /// Growth of `latchkey_verifications_total{code="VALID"}`.
+    server_count: i64,
+    /// Growth of the VALID rollups: the target's per period (minute, hour, day) for
+    /// the sustained run; all keys' day rows for the spread run (in `[2]`).
+    rollups: [i64; 3],
+    size_before: Size,
+    size_after: Size,
+}
+
+impl LongRun {
+    fn per_million(&self, f: impl Fn(&Size) -> Option<i64>) -> Option<f64> {
+        let (a, b) = (f(&self.size_after)?, f(&self.size_before)?);
+        Some((a - b) as f64 * 1e6 / self.server_count.max(1) as f64)
+    }
+}
+
 struct BackendResult {
     backend: &'static str,
     seed_seconds: f64,
     scenarios: Vec<Scenario>,
-    /// VmRSS, VmHWM before any load; after the core scenarios; after experiment (e).
+    /// VmRSS, VmHWM before any load; after the rounds; after everything.
     memory_start: (f64, f64),
     memory: (f64, f64),
-    memory_after_e: Option<(f64, f64)>,
-    log_rows: i64,
-    log_rows_expected: u64,
-    /// Seconds the request log needed after the last run to be fully written.
-    drain_seconds: f64,
-    /// "request log buffer full: oldest entries dropped" lines in the server log.
+    memory_end: (f64, f64),
+    sustained: LongRun,
+    spread: LongRun,
+    spread_keys: usize,
+    /// "request log buffer full" lines in the server log.
     drop_warnings: usize,
     idle_others: Vec<f64>,
 }
 
 /// Checks one response by hand before loading the server with it.
-async fn check_response(
+async fn check(
     client: &reqwest::Client,
-    base: &str,
-    caller: &str,
-    key: Option<&str>,
+    url: &str,
+    bearer: Option<&str>,
+    verify: Option<&str>,
+    status: u16,
     expect: &str,
 ) -> Res<()> {
-    let res = match key {
-        None => client.get(format!("{base}/api/v1/ping")).send().await?,
-        Some(k) => {
-            client
-                .post(format!("{base}/api/v1/keys/verify"))
-                .bearer_auth(caller)
-                .json(&serde_json::json!({ "key": k }))
-                .send()
-                .await?
-        }
+    let mut req = match verify {
+        None => client.get(url),
+        Some(k) => client.post(url).json(&serde_json::json!({ "key": k })),
     };
-    let status = res.status();
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    let res = req.send().await?;
+    let got = res.status();
     let body = res.text().await?;
-    if status != reqwest::StatusCode::OK || !body.contains(expect) {
-        return Err(format!("expected 200 with {expect}, got {status}: {body}").into());
+    if got.as_u16() != status || !body.contains(expect) {
+        return Err(format!("{url}: expected {status} with {expect}, got {got}: {body}").into());
     }
     Ok(())
+}
+
+/// `latchkey_verifications_total{code="VALID"}` from `/metrics` (loopback needs no
+/// token), by hand over a plain connection.
+fn server_valid_count(addr: &str) -> Res<i64> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("latchkey_verifications_total{code=\"VALID\"}"))
+        .ok_or_else(|| format!("no VALID verification count on /metrics: {text}"))?;
+    Ok(line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .ok_or("bad verification count")? as i64)
 }
 
 fn bench_backend(backend: &'static str, url: &str, ctx: &Ctx) -> Res<BackendResult> {
@@ -882,13 +395,37 @@ fn bench_backend(backend: &'static str, url: &str, ctx: &Ctx) -> Res<BackendResu
         "{backend}: seeding ({:.0} s since start)",
         ctx.started.elapsed().as_secs_f64()
     );
-    let seeded = seed(url, backend)?;
+    let seeded = seed::seed(url, backend, ctx.plan.keys)?;
     let server = Server::start(&ctx.bin, url)?;
     let result = measure_backend(backend, url, ctx, &seeded, &server);
     if result.is_err() {
         eprintln!("server log:\n{}", server.log());
     }
     result
+}
+
+fn print_run(label: &str, run: &WrkRun) {
+    println!(
+        "  {label:<58} {:>9.0} req/s  p50 {:>6.3} ms  p99 {:>6.3} ms  server {:.2} cores, wrk {:.2}, others {:.2}, VmRSS {:.0} MB, lag {:.1} s, raw +{}, counted +{}{}",
+        run.rps,
+        run.p50,
+        run.p99,
+        run.server_cpu / run.wall,
+        run.wrk_cpu / run.wall,
+        run.others_cpu / run.wall,
+        run.rss_after,
+        run.lag,
+        run.raw_rows,
+        run.counted,
+        if run.non2xx + run.socket_errors > 0 {
+            format!(
+                "  ({} non-2xx, {} socket errors)",
+                run.non2xx, run.socket_errors
+            )
+        } else {
+            String::new()
+        }
+    );
 }
 
 fn measure_backend(
@@ -905,12 +442,14 @@ fn measure_backend(
         db: url
             .starts_with("postgres")
             .then(|| url.rsplit('/').next().unwrap_or_default().to_owned()),
-        url: url.to_owned(),
+        probe: Probe::open(url)?,
     };
     println!(
         "{backend}: server pid {pid} on {base}; measuring ({:.0} s since start)",
         ctx.started.elapsed().as_secs_f64()
     );
+    let verify_url = format!("{base}/api/v1/keys/verify");
+    let key_url = format!("{base}/api/v1/keys/{}", seeded.valid_key_id);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -918,114 +457,70 @@ fn measure_backend(
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;
-        let c = &seeded.caller;
-        check_response(&client, &base, c, None, "\"ok\":true").await?;
-        check_response(&client, &base, c, Some(&seeded.valid), "\"code\":\"VALID\"").await?;
-        check_response(
+        let c = Some(seeded.caller.as_str());
+        check(&client, &ctx.bare_url, None, None, 200, "\"ok\":true").await?;
+        check(
             &client,
-            &base,
-            &seeded.caller_otr,
-            Some(&seeded.valid_otr),
-            "\"code\":\"VALID\"",
+            &format!("{base}/api/v1/ping"),
+            None,
+            None,
+            200,
+            "\"ok\":true",
         )
         .await?;
-        check_response(
-            &client,
-            &base,
-            c,
-            Some(&seeded.malformed),
-            "\"code\":\"MALFORMED\"",
-        )
-        .await?;
-        check_response(
-            &client,
-            &base,
-            c,
-            Some(&seeded.unknown),
-            "\"code\":\"NOT_FOUND\"",
-        )
-        .await?;
+        let v = |key: &str| Some(key.to_owned());
+        for (key, code) in [
+            (v(&seeded.valid), "VALID"),
+            (v(&seeded.valid_otr), "VALID"),
+            (v(&seeded.malformed), "MALFORMED"),
+            (v(&seeded.unknown), "NOT_FOUND"),
+            (seeded.spread.first().cloned(), "VALID"),
+            (seeded.spread.last().cloned(), "VALID"),
+        ] {
+            let code = format!("\"code\":\"{code}\"");
+            check(&client, &verify_url, c, key.as_deref(), 200, &code).await?;
+        }
+        check(&client, &key_url, Some(&seeded.bad_bearer), None, 401, "").await?;
+        let id = format!("\"{}\"", seeded.valid_key_id);
+        check(&client, &key_url, Some(&seeded.reader), None, 200, &id).await?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
     let memory_start = memory_mb(pid)?;
-    // 4 checks above that write request-log rows: 2 + 0 + 1 + 1.
-    let mut expected_rows: u64 = 4;
 
     let dir = ctx.work.join(backend.to_lowercase());
     std::fs::create_dir_all(&dir)?;
-    let verify_url = format!("{base}/api/v1/keys/verify");
-    let scenario = |kind, script: Option<PathBuf>| Scenario {
-        kind,
-        url: if kind == Kind::Baseline {
-            format!("{base}/api/v1/ping")
-        } else {
-            verify_url.clone()
-        },
-        script,
-        runs: Vec::new(),
+    let post = |kind, name, key: &str| -> Res<Scenario> {
+        let script = load::post_script(&dir, name, &seeded.caller, key)?;
+        Ok(Scenario::new(kind, verify_url.clone(), Some(script)))
     };
     let mut core = vec![
-        scenario(Kind::Baseline, None),
-        scenario(
-            Kind::Valid,
-            Some(post_script(&dir, "valid", &seeded.caller, &seeded.valid)?),
+        Scenario::new(Kind::Bare, ctx.bare_url.clone(), None),
+        Scenario::new(Kind::Ping, format!("{base}/api/v1/ping"), None),
+        post(Kind::Valid, "valid", &seeded.valid)?,
+        post(Kind::Malformed, "malformed", &seeded.malformed)?,
+        post(Kind::Unknown, "unknown", &seeded.unknown)?,
+        Scenario::new(
+            Kind::BadBearer,
+            key_url.clone(),
+            Some(load::get_script(&dir, "bad-bearer", &seeded.bad_bearer)?),
         ),
-        scenario(
-            Kind::Malformed,
-            Some(post_script(
-                &dir,
-                "malformed",
-                &seeded.caller,
-                &seeded.malformed,
-            )?),
-        ),
-        scenario(
-            Kind::Unknown,
-            Some(post_script(
-                &dir,
-                "unknown",
-                &seeded.caller,
-                &seeded.unknown,
-            )?),
+        Scenario::new(
+            Kind::GetKey,
+            key_url.clone(),
+            Some(load::get_script(&dir, "get-key", &seeded.reader)?),
         ),
     ];
     if ctx.plan.experiments {
-        core.push(scenario(
+        core.push(post(
             Kind::ValidOffTheRecord,
-            Some(post_script(
-                &dir,
-                "valid-otr",
-                &seeded.caller_otr,
-                &seeded.valid_otr,
-            )?),
-        ));
-        core.push(scenario(
-            Kind::MalformedOffTheRecord,
-            Some(post_script(
-                &dir,
-                "malformed-otr",
-                &seeded.caller_otr,
-                &seeded.malformed,
-            )?),
-        ));
-        let no_auth = dir.join("no-auth.lua");
-        std::fs::write(
-            &no_auth,
-            format!(
-                "wrk.method = \"POST\"\n\
-                 wrk.body = '{{\"key\":\"{key}\"}}'\n\
-                 wrk.headers[\"Authorization\"] = \"Basic {key}\"\n\
-                 wrk.headers[\"Content-Type\"] = \"application/json\"\n",
-                key = seeded.malformed
-            ),
-        )?;
-        core.push(scenario(Kind::NoAuth, Some(no_auth)));
+            "valid-otr",
+            &seeded.valid_otr,
+        )?);
     }
     let mut idle_others = Vec::new();
     idle_others.push(wait_for_quiet(ctx.ticks, &watch, ctx.plan.quiet_wait));
     for s in &core {
-        let warm = wrk(ctx, &watch, s, WARMUP_SECONDS)?;
-        expected_rows += warm.requests * s.kind.log_rows();
+        wrk(ctx, &watch, s, WARMUP_SECONDS)?;
     }
     for round in 0..ctx.plan.rounds {
         if round > 0 {
@@ -1033,136 +528,139 @@ fn measure_backend(
         }
         for s in &mut core {
             let run = wrk(ctx, &watch, s, ctx.plan.seconds)?;
-            expected_rows += run.requests * s.kind.log_rows();
-            println!(
-                "  round {}: {:<58} {:>9.0} req/s  p50 {:>6.3} ms  p99 {:>6.3} ms  server {:.2} cores, wrk {:.2}, others {:.2}, VmRSS {:.0} MB, log lag {:.1} s{}",
-                round + 1,
-                s.kind.label(),
-                run.rps,
-                run.p50,
-                run.p99,
-                run.server_cpu / run.wall,
-                run.wrk_cpu / run.wall,
-                run.others_cpu / run.wall,
-                run.rss_after,
-                run.lag,
-                if run.non2xx + run.socket_errors > 0 {
-                    format!(
-                        "  ({} non-2xx, {} socket errors)",
-                        run.non2xx, run.socket_errors
-                    )
-                } else {
-                    String::new()
-                }
-            );
+            print_run(&format!("round {}: {}", round + 1, s.kind.label()), &run);
             s.runs.push(run);
         }
     }
     if let Ok(perf_dir) = std::env::var("LATCHKEY_BENCH_PERF") {
-        // Profiles, outside the measured rounds (perf slows the server down).
-        std::fs::create_dir_all(&perf_dir)?;
-        for s in &core {
-            let data =
-                Path::new(&perf_dir).join(format!("{}-{:?}.data", backend.to_lowercase(), s.kind));
-            let mut perf = Command::new("perf")
-                // No frame pointers in the release build: unwind with DWARF (.eh_frame).
-                .args(["record", "-F", "199", "--call-graph", "dwarf,8192", "-o"])
-                .arg(&data)
-                .arg("-p")
-                .arg(pid.to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            std::thread::sleep(Duration::from_millis(500));
-            let run = wrk(ctx, &watch, s, ctx.plan.seconds)?;
-            expected_rows += run.requests * s.kind.log_rows();
-            Command::new("kill")
-                .args(["-INT", &perf.id().to_string()])
-                .status()?;
-            perf.wait()?;
-            println!(
-                "  profiled {} ({:.0} req/s under perf) into {}",
-                s.kind.label(),
-                run.rps,
-                data.display()
-            );
-        }
+        profile(ctx, &watch, &core, backend, Path::new(&perf_dir))?;
     }
-    // Let the request log drain (flushed once a second): wait until the row count
-    // stops moving, then look at the server.
-    let drain = Instant::now();
-    // A big batch commits at once, so "unchanged" must hold twice in a row.
-    let mut log_rows = count_request_log(url)?;
-    let mut last_change = Instant::now();
-    let mut unchanged = 0;
-    while unchanged < 2 && drain.elapsed() < Duration::from_secs(180) {
-        std::thread::sleep(Duration::from_millis(2000));
-        let now = count_request_log(url)?;
-        if now == log_rows {
-            unchanged += 1;
-        } else {
-            unchanged = 0;
-            log_rows = now;
-            last_change = Instant::now();
-        }
-    }
-    let drain_seconds = last_change.duration_since(drain).as_secs_f64();
     let memory = memory_mb(pid)?;
-    // `usage.rs` drops the oldest 10 % of its 500,000-row buffer when it is full.
-    let drop_warnings = server.log().matches("oldest entries dropped").count();
-    println!(
-        "  {backend}: VmRSS {:.1} MB (peak {:.1} MB); request_log has {log_rows} rows, ~{expected_rows} expected \
-         (drained {drain_seconds:.1} s after the last run; {drop_warnings} 'buffer full' warnings)",
-        memory.0, memory.1
-    );
 
-    let mut memory_after_e = None;
     if let Some(file) = &ctx.unknown_file {
-        let mut s = scenario(
-            Kind::DistinctUnknown,
-            Some(distinct_script(&dir, &seeded.caller, file)?),
-        );
+        let script = load::rotating_script(&dir, "distinct-unknown", &seeded.caller, file)?;
+        let mut s = Scenario::new(Kind::DistinctUnknown, verify_url.clone(), Some(script));
         idle_others.push(wait_for_quiet(ctx.ticks, &watch, ctx.plan.quiet_wait));
         let run = wrk(ctx, &watch, &s, ctx.plan.seconds)?;
-        println!(
-            "  {:<67} {:>9.0} req/s  p50 {:>6.3} ms  p99 {:>6.3} ms  server {:.2} cores, wrk {:.2}, others {:.2}, VmRSS {:.0} MB{}",
-            s.kind.label(),
-            run.rps,
-            run.p50,
-            run.p99,
-            run.server_cpu / run.wall,
-            run.wrk_cpu / run.wall,
-            run.others_cpu / run.wall,
-            run.rss_after,
-            if run.requests as usize > DISTINCT_UNKNOWN {
-                " (the key list wrapped: some keys repeated)"
-            } else {
-                ""
-            }
-        );
+        print_run(s.kind.label(), &run);
+        if run.requests as usize > DISTINCT_UNKNOWN {
+            println!("  (the key list wrapped: some unknown keys were asked twice)");
+        }
         s.runs.push(run);
         core.push(s);
-        std::thread::sleep(Duration::from_millis(1500));
-        let m = memory_mb(pid)?;
-        println!(
-            "  {backend}: after (e) VmRSS {:.1} MB (peak {:.1} MB)",
-            m.0, m.1
-        );
-        memory_after_e = Some(m);
     }
+
+    // The sustained run: (a) at full load.
+    let valid = core
+        .iter()
+        .find(|s| s.kind == Kind::Valid)
+        .ok_or("no (a)")?;
+    let sustained_scenario =
+        Scenario::new(Kind::Sustained, valid.url.clone(), valid.script.clone());
+    idle_others.push(wait_for_quiet(ctx.ticks, &watch, ctx.plan.quiet_wait));
+    let sustained = long_run(ctx, &watch, server, &sustained_scenario, || {
+        let mut totals = [0; 3];
+        for (total, period) in totals.iter_mut().zip(PERIODS) {
+            *total = watch.probe.rollup_total(seeded.valid_id, period, "VALID")?;
+        }
+        Ok(totals)
+    })?;
+    print_run(sustained_scenario.kind.label(), &sustained.run);
+
+    // The spread run: the same over the spread targets.
+    let spread_file = dir.join("spread-keys.txt");
+    std::fs::write(&spread_file, seeded.spread.join("\n") + "\n")?;
+    let spread_scenario = Scenario::new(
+        Kind::Spread,
+        verify_url.clone(),
+        Some(load::rotating_script(
+            &dir,
+            "spread",
+            &seeded.caller,
+            &spread_file,
+        )?),
+    );
+    idle_others.push(wait_for_quiet(ctx.ticks, &watch, ctx.plan.quiet_wait));
+    let spread = long_run(ctx, &watch, server, &spread_scenario, || {
+        Ok([0, 0, watch.probe.valid_total()?])
+    })?;
+    print_run(spread_scenario.kind.label(), &spread.run);
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let memory_end = memory_mb(pid)?;
+    let drop_warnings = server.log().matches("oldest entries dropped").count();
+    println!(
+        "  {backend}: VmRSS {:.1} MB after the rounds, {:.1} MB at the end (peak {:.1} MB); {drop_warnings} 'buffer full' warnings",
+        memory.0, memory_end.0, memory_end.1
+    );
     Ok(BackendResult {
         backend,
         seed_seconds: seeded.seconds,
         scenarios: core,
         memory_start,
         memory,
-        memory_after_e,
-        log_rows,
-        log_rows_expected: expected_rows,
-        drain_seconds,
+        memory_end,
+        sustained,
+        spread,
+        spread_keys: seeded.spread.len(),
         drop_warnings,
         idle_others,
     })
+}
+
+/// One long run of `s`: the server's count, `rollups()` and the database size before
+/// and after (after the run's writes have settled).
+fn long_run(
+    ctx: &Ctx,
+    watch: &Watch,
+    server: &Server,
+    s: &Scenario,
+    rollups: impl Fn() -> Res<[i64; 3]>,
+) -> Res<LongRun> {
+    let size_before = watch.probe.size()?;
+    let count_before = server_valid_count(&server.addr)?;
+    let rollups_before = rollups()?;
+    let run = wrk(ctx, watch, s, ctx.plan.sustained)?;
+    let rollups_after = rollups()?;
+    let count_after = server_valid_count(&server.addr)?;
+    let size_after = watch.probe.size()?;
+    Ok(LongRun {
+        run,
+        server_count: count_after - count_before,
+        rollups: [0, 1, 2].map(|i| rollups_after[i] - rollups_before[i]),
+        size_before,
+        size_after,
+    })
+}
+
+/// Profiles, outside the measured rounds (perf slows the server down).
+fn profile(ctx: &Ctx, watch: &Watch, core: &[Scenario], backend: &str, dir: &Path) -> Res<()> {
+    std::fs::create_dir_all(dir)?;
+    for s in core.iter().filter(|s| s.kind != Kind::Bare) {
+        let data = dir.join(format!("{}-{:?}.data", backend.to_lowercase(), s.kind));
+        let mut perf = Command::new("perf")
+            // No frame pointers in the release build: unwind with DWARF (.eh_frame).
+            .args(["record", "-F", "199", "--call-graph", "dwarf,8192", "-o"])
+            .arg(&data)
+            .arg("-p")
+            .arg(watch.server.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        std::thread::sleep(Duration::from_millis(500));
+        let run = wrk(ctx, watch, s, ctx.plan.seconds)?;
+        Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status()?;
+        perf.wait()?;
+        println!(
+            "  profiled {} ({:.0} req/s under perf) into {}",
+            s.kind.label(),
+            run.rps,
+            data.display()
+        );
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------
@@ -1172,52 +670,79 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
+fn expected_raw(kind: Kind) -> String {
+    match (kind.raw_rows(), kind.capped()) {
+        (0, _) => "0".to_owned(),
+        (n, true) => format!("≤ {n}: 10,000 a flush"),
+        (n, false) => n.to_string(),
+    }
+}
+
+fn mb(bytes: Option<f64>) -> String {
+    bytes.map_or_else(|| "–".to_owned(), |b| format!("{:.1}", b / 1e6))
+}
+
 fn report(results: &[BackendResult], plan: Plan, wrk_version: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Key verification vs the plain JSON handler, {KEYS} keys stored; \
-         `wrk -t{WRK_THREADS} -c{} -d{}s --latency` on loopback ({wrk_version}), \
-         {} round(s) per scenario after a {WARMUP_SECONDS} s warm-up each; release build, \
-         `LATCHKEY_LOG=warn`, request log on (default 1 s flush). wrk and the server share \
-         the machine's cores. requests/s and p50 are the mean over rounds, p99 the worst \
-         round. After every run the bench waits until the run's request-log rows are all \
-         written (*log lag*: seconds that took after the run ended, worst round), so no \
-         scenario pays for the previous one's backlog; *server CPU µs/request* includes \
-         that writing. *CPU-cost ratio* = (server + wrk + database CPU per baseline \
-         request) ÷ (the same per request of the scenario, log writing included): the \
-         throughput ratio to expect when the log writer keeps up and nothing else runs. \
+        "Key verification and Latchkey's API vs a bare actix-web JSON handler (built in \
+         `benches/verify.rs`, two workers, in the bench process), {} keys stored; \
+         `wrk -t{WRK_THREADS} -c{} -d{}s --latency` on loopback ({wrk_version}), {} \
+         interleaved round(s) after a {WARMUP_SECONDS} s warm-up of each arm; release build, \
+         `LATCHKEY_LOG=warn`, usage flushed once a second. wrk and the server share the \
+         machine's cores. requests/s and p50: median of the rounds; p99: the worst round. \
+         *Log lag*: seconds after a run until the raw log and the rollups stopped changing \
+         (worst round); *server CPU µs/request* includes that writing. *CPU-cost ratio* = \
+         (server + wrk + database CPU per bare request) ÷ (the same per request of the arm, \
+         writing included): the throughput ratio to expect when nothing else runs. *Raw \
+         rows* and *rollup counts* per request: what each run added to `request_log` (its \
+         newest id) and to the day rollups of all keys, ÷ the requests wrk completed (a \
+         run may add up to one more per connection: requests in flight when wrk stopped). \
          Cores columns: average cores busy during the runs (*db*: PostgreSQL backends of \
          the bench database; SQLite works inside the server; *other*: everything else on \
-         the machine).\n",
-        plan.connections, plan.seconds, plan.rounds
+         the machine). *Database growth per million verifications*: size after − before a \
+         long run (SQLite: main file + WAL after a TRUNCATE checkpoint, and pages in use per \
+         table with its indexes from `dbstat`; PostgreSQL: `pg_database_size`, \
+         `pg_total_relation_size`) ÷ the server's VALID count × 10⁶; one key's raw log is \
+         capped at its newest 10,000 rows (the retention prunes the rest every 30 s), so the \
+         sustained run's raw growth passes, while the spread run's rows stay for 7 days; \
+         rollups grow with keys × buckets × outcomes, not with verifications, so a longer \
+         run adds fewer rollup bytes per million.\n",
+        plan.keys, plan.connections, plan.seconds, plan.rounds
     );
     let _ = writeln!(
         out,
-        "| backend | scenario | requests/s | ÷ baseline | CPU-cost ratio | p50 ms | p99 ms | server CPU µs/request | log lag s | server cores | wrk cores | db cores | other cores | non-2xx / socket errors | server VmRSS after, MB |"
+        "| backend | arm | requests/s | × bare | × ping | CPU-cost ratio | p50 ms | p99 ms | raw rows / request (due) | rollup counts / request (due) | log lag s | server CPU µs/request | server cores | wrk cores | db cores | other cores | non-2xx / socket errors | server VmRSS after, MB |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in results {
-        let base = r.scenarios.iter().find(|s| s.kind == Kind::Baseline);
-        let base_rps = base.map_or(f64::NAN, Scenario::rps);
-        let base_cost = base.map_or(f64::NAN, Scenario::own_us_per_request);
+        let find = |k: Kind| r.scenarios.iter().find(|s| s.kind == k);
+        let bare = find(Kind::Bare);
+        let bare_rps = bare.map_or(f64::NAN, Scenario::rps);
+        let bare_cost = bare.map_or(f64::NAN, Scenario::own_us_per_request);
+        let ping_rps = find(Kind::Ping).map_or(f64::NAN, Scenario::rps);
         for s in &r.scenarios {
             let (non2xx, sock) = s.errors();
+            let (raw, counted) = s.per_request();
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.2}× | {:.2}× | {:.3} | {:.3} | {:.1} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {non2xx} / {sock} | {:.0} |",
+                "| {} | {} | {:.0} | {:.2}× | {:.2}× | {:.2}× | {:.3} | {:.3} | {raw:.3} ({}) | {counted:.3} ({}) | {:.1} | {:.1} | {:.2} | {:.2} | {} | {:.2} | {non2xx} / {sock} | {:.0} |",
                 r.backend,
                 s.kind.label(),
                 s.rps(),
-                s.rps() / base_rps,
-                base_cost / s.own_us_per_request(),
+                s.rps() / bare_rps,
+                s.rps() / ping_rps,
+                bare_cost / s.own_us_per_request(),
                 s.p50(),
                 s.p99(),
-                s.server_us_per_request(),
+                expected_raw(s.kind),
+                s.kind.counted(),
                 s.lag(),
+                s.server_us_per_request(),
                 s.cores(|r| r.server_cpu),
                 s.cores(|r| r.wrk_cpu),
                 if r.backend == "SQLite" {
@@ -1232,76 +757,186 @@ fn report(results: &[BackendResult], plan: Plan, wrk_version: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "\nTargets: (a) ≥ {TARGET_VALID_RATIO}× baseline requests/s; (b) ≥ {TARGET_MALFORMED_RATIO}×; \
-         p99 < {TARGET_P99_MS} ms for (a), (b), (c) at {} connections; server VmRSS < {TARGET_RSS_MB} MB \
-         after the runs.\n",
-        plan.connections
+        "\nTargets (throughput: median requests/s ÷ the bare handler's, or the ping's for \
+         (h)): (a) ≥ {TARGET_VALID_SQLITE}× on SQLite, ≥ {TARGET_VALID_POSTGRES}× on \
+         PostgreSQL; (b), (c) ≥ {TARGET_REFUSED}×; (h) ≥ {TARGET_BAD_BEARER_OF_PING}× ping; \
+         (i) ≥ {TARGET_GET_KEY}×; p99 < {TARGET_P99_MS} ms for every arm at {} connections; \
+         sustained run: rollups of each period = the server's count, within the requests \
+         in flight (≤ {}) of wrk's, log lag ≤ {TARGET_LAG_S} s; server VmRSS < \
+         {TARGET_RSS_MB} MB.\n",
+        plan.connections, plan.connections
     );
     for r in results {
-        let find = |k: Kind| r.scenarios.iter().find(|s| s.kind == k);
-        let (Some(base), Some(a), Some(b), Some(c)) = (
-            find(Kind::Baseline),
-            find(Kind::Valid),
-            find(Kind::Malformed),
-            find(Kind::Unknown),
-        ) else {
-            continue;
-        };
-        let ra = a.rps() / base.rps();
-        let rb = b.rps() / base.rps();
-        let ca = base.own_us_per_request() / a.own_us_per_request();
-        let cb = base.own_us_per_request() / b.own_us_per_request();
-        let _ = writeln!(
-            out,
-            "- {} (seeded in {:.0} s; others' CPU while idle before rounds: {} cores):",
-            r.backend,
-            r.seed_seconds,
-            r.idle_others
-                .iter()
-                .map(|c| format!("{c:.2}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let _ = writeln!(
-            out,
-            "  - (a) valid {ra:.2}× baseline (CPU-cost ratio {ca:.2}×): {}; (b) malformed {rb:.2}× \
-             (CPU-cost ratio {cb:.2}×): {}",
-            verdict(ra >= TARGET_VALID_RATIO),
-            verdict(rb >= TARGET_MALFORMED_RATIO),
-        );
-        let _ = writeln!(
-            out,
-            "  - p99 (a) {:.2} ms {}, (b) {:.2} ms {}, (c) {:.2} ms {} (baseline p99 {:.2} ms)",
-            a.p99(),
-            verdict(a.p99() < TARGET_P99_MS),
-            b.p99(),
-            verdict(b.p99() < TARGET_P99_MS),
-            c.p99(),
-            verdict(c.p99() < TARGET_P99_MS),
-            base.p99(),
-        );
-        let _ = writeln!(
-            out,
-            "  - VmRSS after the runs {:.1} MB (peak {:.1} MB; {:.1} MB after start): {}",
-            r.memory.0,
-            r.memory.1,
-            r.memory_start.0,
-            verdict(r.memory.0 < TARGET_RSS_MB),
-        );
-        if let Some(m) = r.memory_after_e {
-            let _ = writeln!(
-                out,
-                "  - VmRSS after experiment (e) {:.1} MB (peak {:.1} MB)",
-                m.0, m.1
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  - request_log rows written: {} (≈{} expected from wrk's completed requests); \
-             fully written {:.1} s after the last run; {} \"buffer full\" warnings in the \
-             server log (each drops 50,000 rows)",
-            r.log_rows, r.log_rows_expected, r.drain_seconds, r.drop_warnings
-        );
+        backend_verdicts(&mut out, r, plan);
     }
     out
+}
+
+fn backend_verdicts(out: &mut String, r: &BackendResult, plan: Plan) {
+    let find = |k: Kind| r.scenarios.iter().find(|s| s.kind == k);
+    let (Some(bare), Some(ping)) = (find(Kind::Bare), find(Kind::Ping)) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "- {} (seeded in {:.0} s; others' CPU while idle before rounds and runs: {} cores):",
+        r.backend,
+        r.seed_seconds,
+        r.idle_others
+            .iter()
+            .map(|c| format!("{c:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let valid_target = if r.backend == "SQLite" {
+        TARGET_VALID_SQLITE
+    } else {
+        TARGET_VALID_POSTGRES
+    };
+    let ratio = |k: Kind, of: &Scenario, target: f64| {
+        find(k).map(|s| {
+            let x = s.rps() / of.rps();
+            let cost = of.own_us_per_request() / s.own_us_per_request();
+            format!(
+                "{x:.2}× (CPU-cost ratio {cost:.2}×, target {target}×): {}",
+                verdict(x >= target)
+            )
+        })
+    };
+    for (k, of, name, target) in [
+        (Kind::Valid, bare, "bare", valid_target),
+        (Kind::Malformed, bare, "bare", TARGET_REFUSED),
+        (Kind::Unknown, bare, "bare", TARGET_REFUSED),
+        (Kind::BadBearer, ping, "ping", TARGET_BAD_BEARER_OF_PING),
+        (Kind::GetKey, bare, "bare", TARGET_GET_KEY),
+    ] {
+        if let Some(v) = ratio(k, of, target) {
+            let _ = writeln!(out, "  - {} ÷ {name}: {v}", k.label());
+        }
+    }
+    let slow: Vec<String> = r
+        .scenarios
+        .iter()
+        .filter(|s| s.p99() >= TARGET_P99_MS)
+        .map(|s| format!("{} {:.2} ms", s.kind.label(), s.p99()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  - p99 < {TARGET_P99_MS} ms for every arm: {}{}",
+        verdict(slow.is_empty()),
+        if slow.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", slow.join("; "))
+        }
+    );
+    let unexpected: Vec<&str> = r
+        .scenarios
+        .iter()
+        .filter(|s| !s.answers_as_expected())
+        .map(|s| s.kind.label())
+        .collect();
+    let _ = writeln!(
+        out,
+        "  - every answer as due (401 for (h), 2xx for the rest, no socket errors): {}{}",
+        if unexpected.is_empty() { "yes" } else { "NO" },
+        if unexpected.is_empty() {
+            String::new()
+        } else {
+            format!(" (not: {})", unexpected.join("; "))
+        }
+    );
+    let wrong: Vec<&str> = r
+        .scenarios
+        .iter()
+        .filter(|s| !s.writes_as_expected(plan.connections as u64))
+        .map(|s| s.kind.label())
+        .collect();
+    let _ = writeln!(
+        out,
+        "  - every arm wrote the raw rows and rollup counts due: {}{}",
+        if wrong.is_empty() { "yes" } else { "NO" },
+        if wrong.is_empty() {
+            String::new()
+        } else {
+            format!(" (not: {})", wrong.join("; "))
+        }
+    );
+    let s = &r.sustained;
+    let wrk_n = s.run.requests as i64;
+    let equal = s.rollups.iter().all(|n| *n == s.server_count);
+    let in_flight = (wrk_n..=wrk_n + plan.connections as i64).contains(&s.server_count);
+    let _ = writeln!(
+        out,
+        "  - sustained (a), {} s at {:.0} req/s: wrk completed {wrk_n}, the server counted {} \
+         VALID; the target's VALID rollups grew by {} (minute), {} (hour), {} (day): equal to \
+         the server's count: {}; server − wrk = {} (≤ {} in flight): {}; log lag {:.1} s: {}; \
+         raw rows +{}",
+        plan.sustained,
+        s.run.rps,
+        s.server_count,
+        s.rollups[0],
+        s.rollups[1],
+        s.rollups[2],
+        verdict(equal),
+        s.server_count - wrk_n,
+        plan.connections,
+        verdict(in_flight),
+        s.run.lag,
+        verdict(s.run.lag <= TARGET_LAG_S),
+        s.run.raw_rows,
+    );
+    let p = &r.spread;
+    let p_wrk = p.run.requests as i64;
+    let _ = writeln!(
+        out,
+        "  - spread over {} targets, {} s at {:.0} req/s: wrk completed {p_wrk}, the server \
+         counted {} VALID, all keys' VALID day rollups grew by {} ({}), raw rows +{} ({}); \
+         server − wrk = {} ({}); log lag {:.1} s ({} s or less: {})",
+        r.spread_keys,
+        plan.sustained,
+        p.run.rps,
+        p.server_count,
+        p.rollups[2],
+        if p.rollups[2] == p.server_count {
+            "equal"
+        } else {
+            "NOT equal"
+        },
+        p.run.raw_rows,
+        if p.run.raw_rows == p.server_count {
+            "one per verification"
+        } else {
+            "NOT one per verification"
+        },
+        p.server_count - p_wrk,
+        verdict((p_wrk..=p_wrk + plan.connections as i64).contains(&p.server_count)),
+        p.run.lag,
+        TARGET_LAG_S,
+        verdict(p.run.lag <= TARGET_LAG_S),
+    );
+    let spread_name = format!("spread ({} keys)", r.spread_keys);
+    for (name, run) in [("sustained (one key)", s), (spread_name.as_str(), p)] {
+        let _ = writeln!(
+            out,
+            "  - database growth per million verifications, {name}: {} MB in all (rollups {} MB, \
+             raw log {} MB, tables with their indexes; the file {} → {} MB)",
+            mb(run.per_million(|z| Some(z.total))),
+            mb(run.per_million(|z| z.rollups)),
+            mb(run.per_million(|z| z.raw)),
+            mb(Some(run.size_before.total as f64)),
+            mb(Some(run.size_after.total as f64)),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  - server VmRSS {:.1} MB after start, {:.1} MB after the rounds, {:.1} MB at the end \
+         (peak {:.1} MB): {}; {} \"buffer full\" warnings in the server log",
+        r.memory_start.0,
+        r.memory.0,
+        r.memory_end.0,
+        r.memory_end.1,
+        verdict(r.memory_end.0 < TARGET_RSS_MB),
+        r.drop_warnings,
+    );
 }

@@ -109,6 +109,24 @@ pub const KEY_COLUMNS: &str = "channel_id, key_id, key_hash, last_four, prefix, 
 // ---------------------------------------------------------------------------------
 // The server
 
+/// Resident memory now and at its peak, in MB (from `/proc/<pid>/status`).
+pub fn memory_mb(pid: u32) -> Res<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Res<f64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))?;
+        let kb: f64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(kb / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 pub struct Server {
     child: Child,
     pub addr: String,
