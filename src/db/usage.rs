@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
 use super::rollups::{self, KeyUse, NewRollup};
-use super::schema::{api_keys, request_log};
+use super::schema::request_log;
 use super::{DbConnection, DbResult};
 
 /// `treat_none_as_default_value = false`: a missing address is bound as NULL rather
@@ -54,31 +54,12 @@ pub fn write_batch(
             }
             DbConnection::Postgresql(_) => {}
         }
-        rollups::add_to_figures(conn, uses)?;
-        for (id, used) in uses
-            .iter()
-            .filter_map(|u| u.last.as_ref().map(|l| (u.id, l)))
-        {
-            let order = order_of(used.at);
-            // Only move forward: several instances may report the same key.
-            diesel::update(api_keys::table.find(id))
-                .filter(api_keys::last_used_order.lt(order))
-                .set((
-                    api_keys::last_used_at.eq(used.at),
-                    api_keys::last_used_ip.eq(used.ip.as_deref()),
-                    api_keys::last_used_order.eq(order),
-                ))
-                .execute(conn)?;
-        }
+        rollups::touch_keys(conn, uses)?;
         Ok(())
     })
 }
 
-/// The sort key of "last used": microseconds since the epoch.
-pub fn order_of(t: PrimitiveDateTime) -> i64 {
-    let micros = t.assume_utc().unix_timestamp_nanos() / 1000;
-    i64::try_from(micros).unwrap_or(i64::MAX)
-}
+pub use super::rollups::order_of;
 
 /// Status classes the log can be filtered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
