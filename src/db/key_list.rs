@@ -50,11 +50,20 @@ fn filtered<'a>(within: Within, filter: &Filter, risk: Option<Risk>) -> Boxed<'a
     }
 }
 
+diesel::define_sql_function! {
+    /// `COALESCE(expires_at, far future)`: keys that never expire sort after every date.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, y: diesel::sql_types::Timestamp) -> diesel::sql_types::Timestamp;
+}
+
+/// Where "never expires" sorts: after every date a key can have.
+const NEVER: PrimitiveDateTime = time::macros::datetime!(9999-12-31 00:00);
+
 /// The sort value of one row: where a keyset walk starts.
 enum Anchor {
     Name(String, i64),
     Created(PrimitiveDateTime, i64),
     LastUsed(i64, i64),
+    Expires(PrimitiveDateTime, i64),
 }
 
 fn anchor_of(row: &ApiKey, sort: Sort) -> Anchor {
@@ -62,6 +71,7 @@ fn anchor_of(row: &ApiKey, sort: Sort) -> Anchor {
         Sort::Name => Anchor::Name(row.name_lower.clone(), row.id),
         Sort::Created => Anchor::Created(row.created_at, row.id),
         Sort::LastUsed => Anchor::LastUsed(row.last_used_order, row.id),
+        Sort::Expires => Anchor::Expires(row.expires_at.unwrap_or(NEVER), row.id),
     }
 }
 
@@ -142,6 +152,13 @@ fn walk(
                 _ => None,
             };
             run!(api_keys::last_used_order, a)
+        }
+        Sort::Expires => {
+            let a = match anchor {
+                Some(Anchor::Expires(v, id)) => Some((*v, *id)),
+                _ => None,
+            };
+            run!(coalesce(api_keys::expires_at, NEVER), a)
         }
     })
 }
@@ -233,6 +250,28 @@ pub fn list_page(
 /// How many keys `within` show `risk` (the risk overview's counts).
 pub fn count_risk(conn: &mut DbConnection, within: Within, risk: Risk) -> DbResult<i64> {
     Ok(filtered(within, &Filter::None, Some(risk))
+        .count()
+        .get_result(conn)?)
+}
+
+/// The key ids of up to `limit` keys `within` that match the filter, oldest first:
+/// what a bulk action over "every key matching this filter" works through.
+pub fn matching_key_ids(
+    conn: &mut DbConnection,
+    within: Within,
+    q: &ListQuery,
+    limit: i64,
+) -> DbResult<Vec<String>> {
+    Ok(filtered(within, &q.filter, q.risk)
+        .order(api_keys::id.asc())
+        .limit(limit)
+        .select(api_keys::key_id)
+        .load(conn)?)
+}
+
+/// How many keys `within` match the filter.
+pub fn count_matching(conn: &mut DbConnection, within: Within, q: &ListQuery) -> DbResult<i64> {
+    Ok(filtered(within, &q.filter, q.risk)
         .count()
         .get_result(conn)?)
 }

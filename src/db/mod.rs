@@ -17,6 +17,7 @@ pub mod keys;
 pub mod login_attempts;
 pub mod outbox;
 pub mod postback_secrets;
+pub mod reminders;
 pub mod schema;
 pub mod sessions;
 pub mod two_factor;

@@ -171,6 +171,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    expiry_reminders (api_key_id, lead_days) {
+        api_key_id -> BigInt,
+        lead_days -> BigInt,
+        expires_at -> Timestamp,
+        sent_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(api_keys -> channels (channel_id));
@@ -188,4 +197,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_attempts,
     recovery_codes,
     settings,
+    expiry_reminders,
 );

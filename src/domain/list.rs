@@ -22,6 +22,8 @@ pub enum Sort {
     Name,
     Created,
     LastUsed,
+    /// Soonest expiry first (keys that never expire last).
+    Expires,
 }
 
 impl Sort {
@@ -30,11 +32,12 @@ impl Sort {
             Sort::Name => "name",
             Sort::Created => "created",
             Sort::LastUsed => "last_used",
+            Sort::Expires => "expires",
         }
     }
 
     fn parse(s: &str) -> Option<Sort> {
-        [Sort::Name, Sort::Created, Sort::LastUsed]
+        [Sort::Name, Sort::Created, Sort::LastUsed, Sort::Expires]
             .into_iter()
             .find(|x| x.as_str() == s)
     }
@@ -42,7 +45,7 @@ impl Sort {
     /// The direction a click on the column header starts with.
     pub fn natural_dir(self) -> Dir {
         match self {
-            Sort::Name => Dir::Asc,
+            Sort::Name | Sort::Expires => Dir::Asc,
             Sort::Created | Sort::LastUsed => Dir::Desc,
         }
     }

@@ -324,3 +324,41 @@ pub async fn send_postback_test(
     let key = app::postback::send_test(&state, &caller.actor(), path.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(KeyJson::of(&key)))
 }
+
+/// `POST /keys/bulk`: one action over explicit key ids or every key a filter matches,
+/// with the single-key rules applied to each key; refused keys are listed, not fatal.
+pub async fn bulk_keys(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    body: Json<crate::domain::bulk::BulkBody>,
+) -> Result<HttpResponse, ApiError> {
+    let request = body
+        .into_inner()
+        .parse(crate::db::now())
+        .map_err(|e| ApiError::invalid(e.field, &e.message))?;
+    let outcome = app::bulk::run(
+        &state,
+        &caller.actor(),
+        request.action,
+        request.selection,
+        request.expires_at,
+    )
+    .await?;
+    let ids = |items: &[app::bulk::Item]| {
+        items
+            .iter()
+            .map(|i| i.key_id.clone())
+            .collect::<Vec<_>>()
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "action": request.action.as_str(),
+        "changed": ids(&outcome.changed),
+        "unchanged": ids(&outcome.unchanged),
+        "refused": outcome.refused.iter().map(|r| serde_json::json!({
+            "key_id": r.key_id,
+            "code": r.code,
+            "message": r.reason,
+        })).collect::<Vec<_>>(),
+        "summary": outcome.summary(),
+    })))
+}
