@@ -416,3 +416,29 @@ pub async fn risk_counts(
     })
     .await
 }
+
+/// Per channel the actor may see, how many keys expire within `days` (the Channels
+/// page's banner), soonest-named channels first.
+pub async fn expiring_soon(
+    state: &AppState,
+    actor: &Actor,
+    days: i64,
+) -> AppResult<Vec<(Channel, i64)>> {
+    may_view(actor)?;
+    let a = actor.clone();
+    let now = crate::db::now();
+    read(state, move |c| {
+        let counts = key_list::expiring_per_channel(c, now, time::Duration::days(days))?;
+        let mut out = Vec::new();
+        for ch in channels::list(c)? {
+            let Some((_, n)) = counts.iter().find(|(id, _)| *id == ch.id) else {
+                continue;
+            };
+            if a.reach(&ch).is_ok() {
+                out.push((ch, *n));
+            }
+        }
+        Ok(out)
+    })
+    .await
+}

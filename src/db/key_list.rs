@@ -275,3 +275,18 @@ pub fn count_matching(conn: &mut DbConnection, within: Within, q: &ListQuery) ->
         .count()
         .get_result(conn)?)
 }
+
+/// Per channel, how many keys expire in `(now, now + window]` (the Channels page's
+/// banner), channels with none left out.
+pub fn expiring_per_channel(
+    conn: &mut DbConnection,
+    now: PrimitiveDateTime,
+    window: time::Duration,
+) -> DbResult<Vec<(i64, i64)>> {
+    Ok(api_keys::table
+        .filter(api_keys::expires_at.gt(now))
+        .filter(api_keys::expires_at.le(now + window))
+        .group_by(api_keys::channel_id)
+        .select((api_keys::channel_id, diesel::dsl::count_star()))
+        .load(conn)?)
+}

@@ -234,6 +234,11 @@ impl ListQuery {
         }
     }
 
+    /// Whether the list shows only keys expiring within 7 days (the filter's chip).
+    pub fn expiring_only(&self) -> bool {
+        self.risk == Some(Risk::ExpiringSoon)
+    }
+
     /// The query string for this list with another cursor (and the position it starts
     /// at). Defaults are left out so URLs stay short.
     pub fn href(&self, cursor: Option<Cursor>, pos: i64) -> String {

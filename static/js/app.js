@@ -81,6 +81,33 @@
     document.querySelectorAll("[data-toast]").forEach(function (t) {
       if (t.parentNode !== layer) layer.appendChild(t);
     });
+    keepClear(layer, top);
+  }
+
+  // Toasts stay clear of what a person clicks next: the open dialog's action row and
+  // close button, and on the page the pagination and the rows' buttons. The stack sits
+  // top right; when that covers one of them it tries the other corners.
+  var CORNERS = ["top-right", "bottom-left", "top-left", "bottom-right"];
+  function keepClear(layer, dialog) {
+    var avoid = [];
+    var sel = dialog ? ".form-actions, .modal-close, .modal-header .btn, .page-buttons, .key-row .btn" :
+      ".page-buttons, .key-row .btn, .key-row summary, .bulk-bar";
+    (dialog || document).querySelectorAll(sel).forEach(function (el) {
+      var r = el.getBoundingClientRect();
+      if (r.width && r.height && r.bottom > 0 && r.top < window.innerHeight) avoid.push(r);
+    });
+    var hits = function () {
+      var b = layer.getBoundingClientRect();
+      if (!b.height) return false;
+      return avoid.some(function (r) {
+        return !(r.right <= b.left || r.left >= b.right || r.bottom <= b.top || r.top >= b.bottom);
+      });
+    };
+    for (var i = 0; i < CORNERS.length; i++) {
+      layer.setAttribute("data-corner", CORNERS[i]);
+      if (!hits()) return;
+    }
+    layer.setAttribute("data-corner", CORNERS[0]);
   }
 
   function toastsHome() {
@@ -172,8 +199,10 @@
   });
 
   document.addEventListener("htmx:load", function (e) {
+    tidyToasts();
     openModals(e.target.parentNode || document);
     scheduleToasts(e.target.parentNode || document);
+    initBulk();
   });
 
   document.addEventListener("click", function (e) {
@@ -191,6 +220,7 @@
     if (dismiss) {
       var toast = dismiss.closest("[data-toast]");
       if (toast) toast.remove();
+      placeToasts();
       return;
     }
     var copy = e.target.closest("[data-copy-target]");
@@ -289,6 +319,82 @@
     }
   });
 
+  // Bulk selection: row checkboxes, the page's header checkbox and "select all N
+  // matching" (a real checkbox the server resolves from the filter). The status line is
+  // a live region, so "3 selected" is announced; actions wait for a selection.
+  function bulkState(form) {
+    var rows = document.querySelectorAll("[data-bulk-row]");
+    var picked = 0;
+    rows.forEach(function (r) { if (r.checked) picked++; });
+    var all = form.querySelector("[data-bulk-all]");
+    var page = document.getElementById("bulk-page");
+    var everything = all && all.checked;
+    var count = everything ? parseInt(all.getAttribute("data-total"), 10) : picked;
+    if (page) {
+      page.checked = rows.length > 0 && picked === rows.length;
+      page.indeterminate = picked > 0 && picked < rows.length;
+    }
+    form.querySelectorAll("[data-bulk-action]").forEach(function (b) { b.disabled = count === 0; });
+    var status = form.querySelector("[data-bulk-status]");
+    var text = count === 0 ? "No keys selected." :
+      everything ? "All " + count + " matching keys selected." :
+      count === 1 ? "1 key selected." : count + " keys selected.";
+    if (status && status.textContent !== text) status.textContent = text;
+    form.classList.toggle("has-selection", count > 0);
+  }
+  function bulkForm() { return document.getElementById("bulk-form"); }
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    var form = bulkForm();
+    if (!form || !t.matches) return;
+    if (t.matches("[data-bulk-page]")) {
+      document.querySelectorAll("[data-bulk-row]").forEach(function (r) { r.checked = t.checked; });
+      if (!t.checked) { var a = form.querySelector("[data-bulk-all]"); if (a) a.checked = false; }
+    } else if (t.matches("[data-bulk-all]")) {
+      if (t.checked) document.querySelectorAll("[data-bulk-row]").forEach(function (r) { r.checked = true; });
+    } else if (t.matches("[data-bulk-row]")) {
+      var all = form.querySelector("[data-bulk-all]");
+      if (all && !t.checked) all.checked = false;
+    } else {
+      return;
+    }
+    bulkState(form);
+  });
+  function initBulk() {
+    var form = bulkForm();
+    if (!form || form.hasAttribute("data-bulk-ready")) return;
+    form.setAttribute("data-bulk-ready", "");
+    // A browser restoring checkboxes after Back must not leave a stale count.
+    bulkState(form);
+    var status = form.querySelector("[data-bulk-status]");
+    if (status && !form.classList.contains("has-selection")) status.textContent = "Select keys to act on several at once.";
+  }
+  // "All matching" selects by filter: the explicit ids are not sent with it.
+  document.addEventListener("htmx:configRequest", function (e) {
+    var form = bulkForm();
+    if (!form || e.detail.elt !== form) return;
+    var all = form.querySelector("[data-bulk-all]");
+    var p = e.detail.parameters;
+    if (all && all.checked && p) {
+      if (typeof p.delete === "function") p.delete("ids"); else delete p.ids;
+    }
+  });
+
+  // Toasts: at most three at once (the oldest go first), and a newer toast about a key
+  // replaces an older one about the same key (data-key).
+  var MAX_TOASTS = 3;
+  function tidyToasts() {
+    // (Called before a swap's toasts are placed.)
+    var all = Array.prototype.slice.call(document.querySelectorAll("[data-toast]"));
+    var seen = {};
+    for (var i = all.length - 1; i >= 0; i--) {
+      var k = all[i].getAttribute("data-key");
+      if (!k) continue;
+      if (seen[k]) { all[i].remove(); all.splice(i, 1); } else { seen[k] = true; }
+    }
+    while (all.length > MAX_TOASTS) all.shift().remove();
+  }
+
   function scheduleToasts(root) {
     (root || document).querySelectorAll("[data-toast]:not([data-scheduled])").forEach(function (t) {
       t.setAttribute("data-scheduled", "");
@@ -326,12 +432,15 @@
     span.textContent = "The server could not be reached. Check your connection and try again.";
     div.appendChild(span);
     box.appendChild(div);
+    tidyToasts();
     scheduleToasts(box);
     placeToasts();
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    tidyToasts();
     openModals(document);
     scheduleToasts(document);
+    initBulk();
   });
 })();
