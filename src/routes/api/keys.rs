@@ -330,10 +330,17 @@ pub async fn send_postback_test(
 pub async fn bulk_keys(
     state: Data<AppState>,
     caller: ApiCaller,
-    body: Json<crate::domain::bulk::BulkBody>,
+    body: Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    // The scope first: a key that may not write learns nothing from its body's errors.
+    caller.actor().require_scope(app::policy::SCOPE_WRITE)?;
+    let body: crate::domain::bulk::BulkBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Invalid JSON body: {}",
+            super::errors::redact_quoted(&e.to_string())
+        ))
+    })?;
     let request = body
-        .into_inner()
         .parse(crate::db::now())
         .map_err(|e| ApiError::invalid(e.field, &e.message))?;
     let outcome = app::bulk::run(
