@@ -78,42 +78,49 @@
       }
     }
     if (!layer) return;
-    document.querySelectorAll("[data-toast]").forEach(function (t) {
-      if (t.parentNode !== layer) layer.appendChild(t);
-    });
+    var ordered = toastsInOrder();
+    var inPlace = ordered.every(function (t, i) { return layer.children[i] === t; });
+    if (!inPlace) ordered.forEach(function (t) { layer.appendChild(t); });
     keepClear(layer, top);
   }
 
   // Toasts stay clear of what a person clicks next: the open dialog's action row and
-  // close button, and on the page the pagination and the rows' buttons. The stack sits
-  // top right; when that covers one of them it tries the other corners.
+  // close button; the row buttons, the action bar, the header's buttons, the filter and
+  // Next. The stack sits top right, or in the corner where it covers fewest of them.
   var CORNERS = ["top-right", "bottom-left", "top-left", "bottom-right"];
+  var CLICKABLE = ".page-buttons .btn, .key-row .btn, .key-row summary, .key-row input, .bulk-actions .btn, .bulk-bar input";
   function keepClear(layer, dialog) {
+    var sel = dialog ? ".form-actions .btn, .modal-close, .modal-header .btn, " + CLICKABLE :
+      CLICKABLE + ", .page-header .btn, .keys-header .btn, .filter-form input, .filter-form .btn";
     var avoid = [];
-    var sel = dialog ? ".form-actions, .modal-close, .modal-header .btn, .page-buttons, .key-row .btn" :
-      ".page-buttons, .key-row .btn, .key-row summary, .bulk-bar";
     (dialog || document).querySelectorAll(sel).forEach(function (el) {
-      var r = el.getBoundingClientRect();
-      if (r.width && r.height && r.bottom > 0 && r.top < window.innerHeight) avoid.push(r);
+      var b = el.getBoundingClientRect();
+      // The dialog's own buttons must never be covered: they outweigh everything else.
+      var r = { left: b.left, right: b.right, top: b.top, bottom: b.bottom, weight: el.closest(".form-actions, .modal-header") ? 100 : 1 };
+      if (b.width && b.height && b.bottom > 0 && b.top < window.innerHeight) avoid.push(r);
     });
     var hits = function () {
       var b = layer.getBoundingClientRect();
-      if (!b.height) return false;
-      return avoid.some(function (r) {
-        return !(r.right <= b.left || r.left >= b.right || r.bottom <= b.top || r.top >= b.bottom);
-      });
+      if (!b.height) return 0;
+      return avoid.reduce(function (sum, r) {
+        var apart = r.right <= b.left || r.left >= b.right || r.bottom <= b.top || r.top >= b.bottom;
+        return sum + (apart ? 0 : r.weight);
+      }, 0);
     };
-    for (var i = 0; i < CORNERS.length; i++) {
+    var best = CORNERS[0];
+    var fewest = Infinity;
+    for (var i = 0; i < CORNERS.length && fewest > 0; i++) {
       layer.setAttribute("data-corner", CORNERS[i]);
-      if (!hits()) return;
+      var n = hits();
+      if (n < fewest) { fewest = n; best = CORNERS[i]; }
     }
-    layer.setAttribute("data-corner", CORNERS[0]);
+    layer.setAttribute("data-corner", best);
   }
 
   function toastsHome() {
     var home = document.getElementById("toasts");
     if (!home) return;
-    document.querySelectorAll("dialog [data-toast]").forEach(function (t) { home.appendChild(t); });
+    toastsInOrder().forEach(function (t) { if (t.closest("dialog")) home.appendChild(t); });
   }
 
   function closeDialog(d) {
@@ -383,9 +390,16 @@
   // Toasts: at most three at once (the oldest go first), and a newer toast about a key
   // replaces an older one about the same key (data-key).
   var MAX_TOASTS = 3;
-  function tidyToasts() {
-    // (Called before a swap's toasts are placed.)
+  var toastSeq = 0;
+  // Toasts in the order they arrived (moving them in and out of a dialog reorders the
+  // DOM, so each is stamped when first seen).
+  function toastsInOrder() {
     var all = Array.prototype.slice.call(document.querySelectorAll("[data-toast]"));
+    all.forEach(function (t) { if (!t.hasAttribute("data-seq")) t.setAttribute("data-seq", String(++toastSeq)); });
+    return all.sort(function (a, b) { return a.getAttribute("data-seq") - b.getAttribute("data-seq"); });
+  }
+  function tidyToasts() {
+    var all = toastsInOrder();
     var seen = {};
     for (var i = all.length - 1; i >= 0; i--) {
       var k = all[i].getAttribute("data-key");
