@@ -3,6 +3,9 @@
 (function () {
   "use strict";
 
+  // Styles that only apply without script (a row menu nobody places) key off this.
+  document.documentElement.classList.add("js");
+
   var opener = null;
   // Per dialog container (#modal, #modal-stack): what to give focus back to when its
   // dialog goes away, and the ids of that element's ancestors in case a swap replaced it.
@@ -54,7 +57,9 @@
     } else if (rec) {
       for (var i = 0; i < rec.ids.length && !el; i++) {
         var anc = document.getElementById(rec.ids[i]);
-        if (anc) el = tabbables(anc)[0] || null;
+        // The row's own first control, not its bulk-selection checkbox.
+        var items = anc ? tabbables(anc).filter(function (t) { return !t.matches("[data-bulk-row]"); }) : [];
+        if (anc) el = items[0] || tabbables(anc)[0] || null;
       }
     }
     var top = topDialog();

@@ -7,7 +7,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { startServer, ADMIN_PASSWORD } from '../lib/server.mjs';
-import { browserTest, checkAxe, shot } from '../lib/browser.mjs';
+import { browserTest, checkAxe, shot, clickAsPerson } from '../lib/browser.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -44,7 +44,7 @@ async function clickVisible(locator) {
   assert.ok(await locator.isVisible(), 'the element is visible');
   const box = await locator.boundingBox();
   assert.ok(box && box.width > 0 && box.height > 0, 'the element has a size');
-  await locator.click();
+  await clickAsPerson(locator.page(), locator);
 }
 
 browserTest('a person enrols with the QR code page and then logs in with a code', { baseURL: () => server.url }, async (s) => {
