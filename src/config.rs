@@ -258,7 +258,10 @@ impl Settings {
             return Err("LATCHKEY_SCOPES: each scope is one word, separated by commas".into());
         }
         if self.expiry_reminder_days.is_empty() || self.expiry_reminder_days.len() > 10 {
-            return Err("LATCHKEY_EXPIRY_REMINDER_DAYS: give 1 to 10 lead times in days, like 30,7,1".into());
+            return Err(
+                "LATCHKEY_EXPIRY_REMINDER_DAYS: give 1 to 10 lead times in days, like 30,7,1"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -366,9 +366,7 @@ pub async fn set_active(
         actor,
         key_id,
         action,
-        move |c, events, a, before, channel| {
-            set_active_step(c, events, a, before, channel, active)
-        },
+        move |c, events, a, before, channel| set_active_step(c, events, a, before, channel, active),
     )
     .await
 }

@@ -22,7 +22,11 @@ pub struct ExpiryBanner {
 
 impl ExpiryBanner {
     pub fn keys_word(&self) -> &'static str {
-        if self.total == 1 { "key expires" } else { "keys expire" }
+        if self.total == 1 {
+            "key expires"
+        } else {
+            "keys expire"
+        }
     }
 }
 

@@ -77,7 +77,11 @@ async fn all_matching_a_filter_across_three_pages_deactivates_exactly_those_keys
         ))
         .await;
     confirm.assert_status(200);
-    assert!(confirm.body.contains("Deactivate 120 keys?"), "{}", confirm.body);
+    assert!(
+        confirm.body.contains("Deactivate 120 keys?"),
+        "{}",
+        confirm.body
+    );
     assert!(confirm.body.contains("Deactivate 120 keys</button>"));
 
     let res = admin
@@ -92,14 +96,25 @@ async fn all_matching_a_filter_across_three_pages_deactivates_exactly_those_keys
         )
         .await;
     res.assert_status(303);
-    assert_eq!(res.location(), Some(format!("/channels/{cid}/keys?q=match").as_str()));
+    assert_eq!(
+        res.location(),
+        Some(format!("/channels/{cid}/keys?q=match").as_str())
+    );
     let back = admin.get(&format!("/channels/{cid}/keys?q=match")).await;
     assert!(back.body.contains("120 keys deactivated."), "the summary");
 
     assert_eq!(enabled_named(&app, cid, "match-"), (0, 120));
-    assert_eq!(enabled_named(&app, cid, "other-"), (30, 0), "others untouched");
+    assert_eq!(
+        enabled_named(&app, cid, "other-"),
+        (30, 0),
+        "others untouched"
+    );
     assert_eq!(audited(&app, "key.deactivate"), 120, "each key audited");
-    assert_eq!(queued(&app, "key.deactivated"), 120, "each key's event queued");
+    assert_eq!(
+        queued(&app, "key.deactivated"),
+        120,
+        "each key's event queued"
+    );
 
     // Again: nothing left to do, and nothing audited twice.
     let again = admin
@@ -116,7 +131,9 @@ async fn all_matching_a_filter_across_three_pages_deactivates_exactly_those_keys
         .await;
     again.assert_status(200);
     assert!(
-        again.body.contains("0 keys deactivated. 120 already inactive."),
+        again
+            .body
+            .contains("0 keys deactivated. 120 already inactive."),
         "{}",
         again.body
     );
@@ -146,7 +163,11 @@ async fn explicit_ids_set_the_expiry_and_bad_input_is_refused_with_a_message() {
         )
         .await;
     res.assert_status(200);
-    assert!(res.body.contains("2 keys given the new expiry."), "{}", res.body);
+    assert!(
+        res.body.contains("2 keys given the new expiry."),
+        "{}",
+        res.body
+    );
     assert!(stored(&app, &a).expires_at.is_some());
     assert!(stored(&app, &b).expires_at.is_some());
     assert!(stored(&app, &c).expires_at.is_none(), "not selected");
@@ -270,7 +291,10 @@ async fn bulk_over_the_api_needs_the_scope_and_applies_the_key_policy_per_key() 
 
     let res = app
         .api(&reader)
-        .post("/keys/bulk", json!({ "action": "deactivate", "ids": [weak] }))
+        .post(
+            "/keys/bulk",
+            json!({ "action": "deactivate", "ids": [weak] }),
+        )
         .await;
     assert_eq!((res.status, error_code(&res)), (403, "INSUFFICIENT_SCOPE"));
     assert!(stored(&app, &weak).enabled);
@@ -292,7 +316,11 @@ async fn bulk_over_the_api_needs_the_scope_and_applies_the_key_policy_per_key() 
             .map(|r| r["code"].as_str().unwrap().to_owned())
     };
     assert_eq!(code_of(&strong).as_deref(), Some("TARGET_MORE_POWERFUL"));
-    assert_eq!(code_of(&far).as_deref(), Some("NOT_FOUND"), "another channel is out of reach");
+    assert_eq!(
+        code_of(&far).as_deref(),
+        Some("NOT_FOUND"),
+        "another channel is out of reach"
+    );
     assert!(!stored(&app, &weak).enabled);
     assert!(stored(&app, &strong).enabled && stored(&app, &far).enabled);
 

@@ -46,8 +46,7 @@ fn before(expires: PrimitiveDateTime, days: i64) -> PrimitiveDateTime {
 }
 
 #[tokio::test]
-async fn each_lead_time_sends_once_across_restarts_and_instances_and_starts_over_on_a_new_expiry()
-{
+async fn each_lead_time_sends_once_across_restarts_and_instances_and_starts_over_on_a_new_expiry() {
     // The server's own scan runs once, at start (its clock is real; ours is moved).
     let mut options = loopback_receivers();
     options
@@ -157,7 +156,9 @@ async fn a_key_closer_than_several_lead_times_hears_only_the_shortest() {
     let page = admin.get("/channels").await.body;
     assert!(page.contains("id=\"expiry-banner\""));
     assert!(page.contains("2 keys expire within 7 days."), "{page}");
-    let link = page.find("href=\"/keys?risk=expiring&").expect("a link to the expiring keys");
+    let link = page
+        .find("href=\"/keys?risk=expiring&")
+        .expect("a link to the expiring keys");
     assert!(page[link..link + 60].contains("sort=expires"));
     let list = admin.get("/keys?risk=expiring&sort=expires").await.body;
     assert!(list.contains("five") && list.contains("quiet"));
@@ -173,5 +174,8 @@ fn lead_times_are_checked_at_start() {
         .unwrap();
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("expiry-reminder-days") || err.contains("EXPIRY_REMINDER"), "{err}");
+    assert!(
+        err.contains("expiry-reminder-days") || err.contains("EXPIRY_REMINDER"),
+        "{err}"
+    );
 }

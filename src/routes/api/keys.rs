@@ -351,12 +351,8 @@ pub async fn bulk_keys(
         request.expires_at,
     )
     .await?;
-    let ids = |items: &[app::bulk::Item]| {
-        items
-            .iter()
-            .map(|i| i.key_id.clone())
-            .collect::<Vec<_>>()
-    };
+    let ids =
+        |items: &[app::bulk::Item]| items.iter().map(|i| i.key_id.clone()).collect::<Vec<_>>();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "action": request.action.as_str(),
         "changed": ids(&outcome.changed),
