@@ -16,6 +16,7 @@ use crate::htmx::{HxRequest, HxResponse, KEYS_CHANGED};
 use crate::routes::auth::see_other;
 use crate::session::{self as sess, CurrentUser};
 use crate::state::AppState;
+use crate::views::errors::{ModalCloseOob, Toast, ToastOob};
 use crate::views::keys::BulkConfirm;
 
 fn parse(pairs: &[(String, String)]) -> Result<BulkForm, AppError> {
@@ -164,9 +165,18 @@ pub async fn run_bulk(
         return Ok(see_other(&list_href(&pairs)));
     }
     // The modal closes, the summary is announced (the toasts are a live region), and
-    // the table, its header and the Channels page refresh themselves.
+    // the table, its header and the Channels page refresh themselves. When every key
+    // was refused, the summary is an error.
+    let mut body = done(&summary, None)?;
+    if outcome.changed.is_empty() && !outcome.refused.is_empty() {
+        body = ToastOob {
+            toast: Toast::error(&summary),
+        }
+        .render()?
+            + &ModalCloseOob { id: "modal-stack" }.render()?;
+    }
     Ok(HxResponse::ok()
-        .html(&done(&summary, None)?)
+        .html(&body)
         .reswap("none")
         .trigger(KEYS_CHANGED)
         .finish())
