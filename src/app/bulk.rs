@@ -185,12 +185,19 @@ pub async fn count(
     }
 }
 
-async fn resolve(state: &AppState, actor: &Actor, selection: Selection) -> AppResult<Vec<String>> {
+/// The key ids to act on. A filter never selects the calling API key itself (a key
+/// that deactivated or deleted itself halfway would leave the rest undone); it is
+/// reported instead, and may be named by id.
+async fn resolve(
+    state: &AppState,
+    actor: &Actor,
+    selection: Selection,
+) -> AppResult<(Vec<String>, Vec<RefusedItem>)> {
     match selection {
-        Selection::Ids(ids) => Ok(ids),
+        Selection::Ids(ids) => Ok((ids, Vec::new())),
         Selection::Matching { channel, query } => {
             let a = actor.clone();
-            let ids = read(state, move |c| {
+            let mut ids = read(state, move |c| {
                 let w = within(c, &a, channel)?;
                 Ok(key_list::matching_key_ids(
                     c,
@@ -203,7 +210,17 @@ async fn resolve(state: &AppState, actor: &Actor, selection: Selection) -> AppRe
             if ids.len() > MAX_KEYS {
                 return Err(too_many(ids.len() as i64));
             }
-            Ok(ids)
+            let mut skipped = Vec::new();
+            if let Actor::Key(k) = actor {
+                if let Some(at) = ids.iter().position(|i| *i == k.key.key_id) {
+                    skipped.push(RefusedItem {
+                        key_id: ids.remove(at),
+                        code: "CALLING_KEY",
+                        reason: "the calling key itself (name it by id to include it)".into(),
+                    });
+                }
+            }
+            Ok((ids, skipped))
         }
     }
 }
@@ -277,12 +294,12 @@ pub async fn run(
     expires_at: Option<PrimitiveDateTime>,
 ) -> AppResult<Outcome> {
     may(actor, action)?;
-    let ids = resolve(state, actor, selection).await?;
+    let (ids, skipped) = resolve(state, actor, selection).await?;
     let mut outcome = Outcome {
         action,
         changed: Vec::new(),
         unchanged: Vec::new(),
-        refused: Vec::new(),
+        refused: skipped,
     };
     for chunk in ids.chunks(CHUNK) {
         let (a, chunk, sealer) = (actor.clone(), chunk.to_vec(), state.sealer.clone());

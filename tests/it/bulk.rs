@@ -348,6 +348,16 @@ async fn bulk_over_the_api_needs_the_scope_and_applies_the_key_policy_per_key() 
         )
         .await;
     assert_eq!(res.status, 404);
+    // A filter never takes the calling key with it (named by id, it may).
+    let res = api
+        .post(
+            "/keys/bulk",
+            json!({ "action": "deactivate", "filter": { "q": "writer" } }),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body["refused"][0]["code"], "CALLING_KEY");
+    assert!(stored(&app, &key_id_of(&writer)).enabled);
 
     // Bad bodies: a clear 4xx naming the field.
     for body in [
