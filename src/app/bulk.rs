@@ -333,3 +333,57 @@ pub async fn run(
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(n: usize) -> Vec<Item> {
+        (0..n)
+            .map(|i| Item {
+                key_id: format!("{i:012}"),
+                name: format!("k{i}"),
+            })
+            .collect()
+    }
+
+    fn refused(code: &'static str, reason: &str) -> RefusedItem {
+        RefusedItem {
+            key_id: "AAAAAAAAAAAA".into(),
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_what_was_done_and_groups_refusals() {
+        let outcome = Outcome {
+            action: BulkAction::Deactivate,
+            changed: items(130),
+            unchanged: items(3),
+            refused: vec![
+                refused(
+                    "FORBIDDEN",
+                    "in the system channel, which only admins may change",
+                ),
+                refused("NOT_FOUND", "not found (already deleted, or out of reach)"),
+                refused(
+                    "FORBIDDEN",
+                    "in the system channel, which only admins may change",
+                ),
+            ],
+        };
+        assert_eq!(
+            outcome.summary(),
+            "130 keys deactivated. 3 already inactive. 3 refused: 2 in the system channel, \
+             which only admins may change; 1 not found (already deleted, or out of reach)."
+        );
+        let one = Outcome {
+            action: BulkAction::Delete,
+            changed: items(1),
+            unchanged: Vec::new(),
+            refused: Vec::new(),
+        };
+        assert_eq!(one.summary(), "1 key deleted.");
+    }
+}

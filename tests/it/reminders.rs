@@ -179,3 +179,119 @@ fn lead_times_are_checked_at_start() {
         "{err}"
     );
 }
+
+/// The names of the rows of a keys page, in order.
+fn row_names(body: &str) -> Vec<String> {
+    body.split("class=\"cell-strong key-link\" href=\"/keys/")
+        .skip(1)
+        .map(|part| {
+            let start = part.find('>').unwrap() + 1;
+            let end = part[start..].find('<').unwrap() + start;
+            part[start..end].to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_table_sorts_by_expiry_soonest_first_across_pages_and_never_last() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Sorted", "100").await;
+    crate::fixtures::seed(&app, cid, (0..25).map(|i| format!("k{i:02}")));
+    // k00..k19 expire i days from now (in shuffled order of creation); k20..k24 never.
+    for i in 0..20i64 {
+        let days = (i * 7) % 20 + 1;
+        diesel::update(
+            latchkey::db::schema::api_keys::table
+                .filter(latchkey::db::schema::api_keys::name.eq(format!("k{i:02}"))),
+        )
+        .set(
+            latchkey::db::schema::api_keys::expires_at
+                .eq(Some(latchkey::db::now() + Duration::days(days))),
+        )
+        .execute(&mut *app.conn())
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut href = format!("/channels/{cid}/keys?sort=expires&size=10");
+    for _ in 0..5 {
+        let page = admin.get(&href).await;
+        page.assert_status(200);
+        seen.extend(row_names(&page.body));
+        let Some(at) = page.body.find("rel=\"next\" href=\"") else {
+            break;
+        };
+        let start = at + "rel=\"next\" href=\"".len();
+        let end = page.body[start..].find('"').unwrap() + start;
+        href = page.body[start..end]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&");
+    }
+    assert_eq!(seen.len(), 25, "every key once, in three pages: {seen:?}");
+    let days_of = |name: &str| {
+        let i: i64 = name[1..].parse().unwrap();
+        if i < 20 { (i * 7) % 20 + 1 } else { i64::MAX }
+    };
+    let order: Vec<i64> = seen.iter().map(|n| days_of(n)).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "soonest first, never last: {seen:?}");
+    // Descending: never-expiring first.
+    let page = admin
+        .get(&format!(
+            "/channels/{cid}/keys?sort=expires&dir=desc&size=10"
+        ))
+        .await;
+    assert!(
+        row_names(&page.body)
+            .iter()
+            .take(5)
+            .all(|n| days_of(n) == i64::MAX)
+    );
+}
+
+#[tokio::test]
+async fn operators_see_the_banner_with_links_to_each_channels_expiring_keys() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.admin().await;
+    let a = channel(&app, &admin, "Alpha", "20").await;
+    let b = channel(&app, &admin, "Beta", "20").await;
+    let soon = crate::fixtures::days_from_now(2);
+    for (cid, name) in [(a, "a1"), (a, "a2"), (b, "b1")] {
+        key(&admin, cid, name, &["verify"], &[("expires_at", &soon)]).await;
+    }
+    key(
+        &admin,
+        b,
+        "later",
+        &["verify"],
+        &[("expires_at", &crate::fixtures::days_from_now(9))],
+    )
+    .await;
+    let operator = app.user(latchkey::domain::role::Role::Operator).await;
+    let page = operator
+        .get("/channels")
+        .await
+        .body
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    assert!(page.contains("3 keys expire within 7 days."), "{page}");
+    assert!(page.contains(&format!(
+        "href=\"/channels/{a}/keys?risk=expiring&sort=expires\">Alpha</a>: 2"
+    )));
+    assert!(page.contains(&format!(
+        "href=\"/channels/{b}/keys?risk=expiring&sort=expires\">Beta</a>: 1"
+    )));
+    assert!(
+        !page.contains("href=\"/keys?risk=expiring"),
+        "operators have no All keys"
+    );
+    let list = operator
+        .get(&format!("/channels/{b}/keys?risk=expiring&sort=expires"))
+        .await
+        .body;
+    assert_eq!(row_names(&list), vec!["b1"]);
+    assert!(list.contains(
+        "id=\"filter-expiring\" type=\"checkbox\" name=\"risk\" value=\"expiring\" checked"
+    ));
+}
