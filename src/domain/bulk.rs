@@ -157,6 +157,10 @@ pub fn parse_new_expiry(
 pub struct BulkForm {
     pub action: BulkAction,
     pub selection: Selection,
+    /// The list the selection was made on (its channel and filter): where the person
+    /// goes back to, also after choosing keys by id.
+    pub channel: Option<i64>,
+    pub list: ListQuery,
     /// The typed new expiry, when the form carried one (`expires_at`).
     pub expires_text: Option<String>,
 }
@@ -173,16 +177,16 @@ impl BulkForm {
             .and_then(BulkAction::parse)
             .ok_or_else(|| err("action", "Choose what to do with the selected keys."))?;
         let channel = parse_channel(get("channel").unwrap_or(""))?;
+        let list = ListQuery::parse(&ListParams {
+            q: get("q").map(str::to_owned),
+            risk: get("risk").map(str::to_owned),
+            ..ListParams::default()
+        });
         let all = matches!(get("all"), Some("1" | "on" | "true"));
         let selection = if all {
-            let params = ListParams {
-                q: get("q").map(str::to_owned),
-                risk: get("risk").map(str::to_owned),
-                ..ListParams::default()
-            };
             Selection::Matching {
                 channel,
-                query: ListQuery::parse(&params),
+                query: list.clone(),
             }
         } else {
             let ids = parse_ids(
@@ -199,6 +203,8 @@ impl BulkForm {
         Ok(BulkForm {
             action,
             selection,
+            channel,
+            list,
             expires_text: get("expires_at").map(str::to_owned),
         })
     }
@@ -209,18 +215,16 @@ impl BulkForm {
         let mut out = vec![("action", self.action.as_str().to_owned())];
         match &self.selection {
             Selection::Ids(ids) => out.extend(ids.iter().map(|i| ("ids", i.clone()))),
-            Selection::Matching { channel, query } => {
-                out.push(("all", "1".into()));
-                if let Some(c) = channel {
-                    out.push(("channel", c.to_string()));
-                }
-                if !query.text.is_empty() {
-                    out.push(("q", query.text.clone()));
-                }
-                if let Some(r) = query.risk {
-                    out.push(("risk", r.as_str().into()));
-                }
-            }
+            Selection::Matching { .. } => out.push(("all", "1".into())),
+        }
+        if let Some(c) = self.channel {
+            out.push(("channel", c.to_string()));
+        }
+        if !self.list.text.is_empty() {
+            out.push(("q", self.list.text.clone()));
+        }
+        if let Some(r) = self.list.risk {
+            out.push(("risk", r.as_str().into()));
         }
         out
     }

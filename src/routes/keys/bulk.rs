@@ -24,26 +24,12 @@ fn parse(pairs: &[(String, String)]) -> Result<BulkForm, AppError> {
 }
 
 /// The list the selection came from: the channel's page or All keys, with its filter.
-fn list_href(pairs: &[(String, String)]) -> String {
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+fn list_href(form: &BulkForm) -> String {
+    let base = match form.channel {
+        Some(c) => keys_url(c),
+        None => "/keys".to_owned(),
     };
-    let base = match get("channel").and_then(|c| c.parse::<i64>().ok()) {
-        Some(c) if c > 0 => keys_url(c),
-        _ => "/keys".to_owned(),
-    };
-    let params = crate::domain::list::ListParams {
-        q: get("q").map(str::to_owned),
-        risk: get("risk").map(str::to_owned),
-        ..Default::default()
-    };
-    format!(
-        "{base}{}",
-        crate::domain::list::ListQuery::parse(&params).href(None, 0)
-    )
+    format!("{base}{}", form.list.href(None, 0))
 }
 
 fn keys_text(n: i64) -> String {
@@ -58,7 +44,6 @@ fn confirmation(
     user: &CurrentUser,
     hx: &HxRequest,
     form: &BulkForm,
-    pairs: &[(String, String)],
     count: i64,
     error: Option<String>,
 ) -> BulkConfirm {
@@ -100,7 +85,7 @@ fn confirmation(
         expires_text: form.expires_text.clone().unwrap_or_default(),
         error,
         csrf: user.csrf.clone(),
-        cancel_href: list_href(pairs),
+        cancel_href: list_href(form),
         in_modal: hx.is_htmx,
     }
 }
@@ -124,7 +109,7 @@ pub async fn confirm_bulk(
         BulkAction::SetExpiry => format!("Set the expiry of {}?", keys_text(count)),
         a => format!("{} {}?", a.label(), keys_text(count)),
     };
-    let confirm = confirmation(&user, &hx, &form, &query, count, None);
+    let confirm = confirmation(&user, &hx, &form, count, None);
     respond(&user, &hx, StatusCode::OK, &title, confirm.render()?)
 }
 
@@ -145,7 +130,7 @@ pub async fn run_bulk(
             Err(e) => {
                 // The form again, with what was typed and why it is wrong.
                 let count = app::bulk::count(&state, &actor, form.action, &form.selection).await?;
-                let confirm = confirmation(&user, &hx, &form, &pairs, count, Some(e.message));
+                let confirm = confirmation(&user, &hx, &form, count, Some(e.message));
                 return respond(
                     &user,
                     &hx,
@@ -158,11 +143,12 @@ pub async fn run_bulk(
     } else {
         None
     };
+    let back = list_href(&form);
     let outcome = app::bulk::run(&state, &actor, form.action, form.selection, expires_at).await?;
     let summary = outcome.summary();
     if !hx.is_htmx {
         sess::set_flash(&session, &summary)?;
-        return Ok(see_other(&list_href(&pairs)));
+        return Ok(see_other(&back));
     }
     // The modal closes, the summary is announced (the toasts are a live region), and
     // the table, its header and the Channels page refresh themselves. When every key

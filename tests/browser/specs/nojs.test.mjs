@@ -111,3 +111,34 @@ browserTest('without JavaScript a key is created, revealed once, filtered and de
   await submitAndWait(page, 'text=Log out');
   assert.match(page.url(), /\/login\?logged_out=1$/);
 });
+
+browserTest('without JavaScript bulk actions go through a confirmation page and come back with the result', opts, async (s) => {
+  const { page } = s;
+  await s.login();
+  const { createChannel, createKeys } = await import('../lib/app.mjs');
+  const channel = await createChannel(page, 'No Script Bulk', 20);
+  const keys = await createKeys(page, channel, ['plain-a', 'plain-b', 'plain-c']);
+  await page.goto(`/channels/${channel}/keys?size=10`);
+  // Two ticked boxes, then Deactivate in the bar: a plain GET form.
+  await clickAsPerson(page, `#select-${keys[0].keyId}`);
+  await clickAsPerson(page, `#select-${keys[2].keyId}`);
+  await submitAndWait(page, '#bulk-form button[value=deactivate]');
+  assert.match(page.url(), /\/keys\/bulk\/confirm\?/);
+  assert.match(await page.textContent('main'), /Deactivate 2 keys\?/);
+  await submitAndWait(page, 'form#bulk-confirm button[type=submit]');
+  assert.match(page.url(), new RegExp(`/channels/${channel}/keys$`));
+  assert.match(await page.textContent('#toasts'), /2 keys deactivated\./);
+  assert.equal(await page.locator('tr.key-row[data-status=inactive]').count(), 2);
+  assert.equal(await page.locator(`tr#key-${keys[1].keyId}`).getAttribute('data-status'), 'active');
+
+  // Set expiry asks for the date on its confirmation page; a past date is refused there.
+  await clickAsPerson(page, `#select-${keys[1].keyId}`);
+  await submitAndWait(page, '#bulk-form button[value=expiry]');
+  await page.fill('#bulk-expires', '2001-01-01T00:00');
+  await submitAndWait(page, 'form#bulk-confirm button[type=submit]');
+  assert.match(await page.textContent('#bulk-expires-error'), /Choose a time in the future/);
+  await page.fill('#bulk-expires', '2031-05-04T10:30');
+  await submitAndWait(page, 'form#bulk-confirm button[type=submit]');
+  assert.match(await page.textContent('#toasts'), /1 key given the new expiry\./);
+  assert.match(await page.locator(`tr#key-${keys[1].keyId} td[data-label=Expires]`).textContent(), /2031-05-04 10:30 UTC/);
+});
