@@ -108,7 +108,8 @@ browserTest('an admin who must use two-factor is sent to enrolment after the pas
   await s.login('admin', ADMIN_PASSWORD);
   await page.goto('/users');
   await page.selectOption('#two-factor-rule', 'admins');
-  await Promise.all([page.waitForURL(/\/users$/), clickVisible(page.locator('section[aria-labelledby="two-factor-title"] button[type=submit]'))]);
+  // (Already on /users: wait for the post's own navigation, which a mouse click does not.)
+  await Promise.all([page.waitForNavigation(), clickVisible(page.locator('section[aria-labelledby="two-factor-title"] button[type=submit]'))]);
   assert.equal(await page.inputValue('#two-factor-rule'), 'admins');
   await Promise.all([page.waitForURL(/logged_out/), clickVisible(page.locator('text=Log out'))]);
 
