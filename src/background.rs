@@ -65,7 +65,7 @@ pub fn spawn_retention(state: Data<AppState>) {
 }
 
 async fn expiry_and_slots(state: &AppState) {
-    match app::notices::queue_expiry_notices(state, time::Duration::days(7)).await {
+    match app::notices::queue_expiry_notices(state).await {
         Ok(n) if n > 0 => tracing::info!(events = n, "queued key.expiring events"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "scanning for expiring keys failed"),

@@ -217,6 +217,17 @@ pub struct Settings {
         global = true
     )]
     pub password_checks: usize,
+    /// Days before a key's expiry its `key.expiring` POSTback events are sent
+    /// (comma-separated lead times, each 1 to 3650; each is sent once per key).
+    #[arg(
+        long,
+        env = "LATCHKEY_EXPIRY_REMINDER_DAYS",
+        value_delimiter = ',',
+        default_value = "30,7,1",
+        value_parser = clap::value_parser!(i64).range(1..=3650),
+        global = true
+    )]
+    pub expiry_reminder_days: Vec<i64>,
     /// Worker threads of the HTTP server (0 = one per core).
     #[arg(long, env = "LATCHKEY_WORKERS", default_value_t = 0, global = true)]
     pub workers: usize,
@@ -304,7 +315,21 @@ impl Settings {
         {
             return Err("LATCHKEY_SCOPES: each scope is one word, separated by commas".into());
         }
+        if self.expiry_reminder_days.is_empty() || self.expiry_reminder_days.len() > 10 {
+            return Err(
+                "LATCHKEY_EXPIRY_REMINDER_DAYS: give 1 to 10 lead times in days, like 30,7,1"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    /// The expiry reminders' lead times, longest first, each once.
+    pub fn reminder_leads(&self) -> Vec<i64> {
+        let mut leads = self.expiry_reminder_days.clone();
+        leads.sort_unstable_by(|a, b| b.cmp(a));
+        leads.dedup();
+        leads
     }
 
     /// Where POSTbacks may go.
@@ -385,6 +410,14 @@ mod tests {
                 .contains("LATCHKEY_ADMIN_PASSWORD")
         );
         assert!(parse(&[]).unwrap().validate().is_ok());
+        assert_eq!(parse(&[]).unwrap().reminder_leads(), vec![30, 7, 1]);
+        let leads = parse(&["--expiry-reminder-days", "1,14,1,3"]).unwrap();
+        assert_eq!(leads.reminder_leads(), vec![14, 3, 1]);
+        assert!(parse(&["--expiry-reminder-days", "0"]).is_err());
+        assert!(parse(&["--expiry-reminder-days", "7,x"]).is_err());
+        assert!(parse(&["--expiry-reminder-days", "5000"]).is_err());
+        let many = parse(&["--expiry-reminder-days", "1,2,3,4,5,6,7,8,9,10,11"]).unwrap();
+        assert!(many.validate().is_err());
     }
 
     #[test]

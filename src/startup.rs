@@ -93,6 +93,7 @@ impl Application {
             postback_wake: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_checks)),
             imports: Arc::default(),
+            clock: Default::default(),
         });
         postback::spawn_worker(state.clone(), worker);
         // Expiring keys are looked for every 60 POSTback polls (a minute by default).

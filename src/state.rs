@@ -31,6 +31,8 @@ pub struct AppState {
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// Whether imported keys exist (verification of other formats: `imported`).
     pub imports: Arc<crate::imported::ImportIndex>,
+    /// What background work takes as "now" (a manual clock in tests).
+    pub clock: crate::domain::clock::Clock,
 }
 
 impl AppState {
@@ -53,4 +55,29 @@ pub fn forget(cache: &KeyCache, counts: &FilterCounts, changes: &[Change]) {
         }
     }
     counts.forget_all();
+}
+
+impl AppState {
+    /// A state over `pool` with nothing running beside it (no server, no workers):
+    /// tests drive background use cases with it, on their own clock.
+    pub fn detached(
+        settings: Settings,
+        pool: Pool,
+        clock: crate::domain::clock::Clock,
+    ) -> AppState {
+        AppState {
+            instance: crate::domain::secret::random_token(16),
+            pool,
+            cache: Arc::new(KeyCache::new(settings.key_cache_size)),
+            counts: Arc::default(),
+            sealer: Sealer::from_server_secret(&crate::domain::secret::random_token(40)),
+            settings: Arc::new(settings),
+            usage: Arc::default(),
+            metrics: Arc::default(),
+            postback_wake: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(1)),
+            imports: Arc::default(),
+            clock,
+        }
+    }
 }

@@ -56,6 +56,8 @@ pub enum Event<'a> {
     KeyExpiring {
         key: &'a ApiKey,
         channel: &'a str,
+        /// Whole days until the expiry, rounded up.
+        days_left: i64,
     },
     /// Imported from another system by the digest of its plaintext.
     KeyImported {
@@ -194,7 +196,11 @@ impl Recorder {
         }
         if let Some((key, channel, event_type)) = event.postback() {
             if let Some(url) = &key.postback_url {
-                let payload = postback_payload(key, channel, event_type);
+                let mut payload = postback_payload(key, channel, event_type);
+                if let Event::KeyExpiring { days_left, .. } = &event {
+                    payload["data"]["days_left"] = (*days_left).into();
+                }
+                let payload = payload.to_string();
                 outbox::enqueue(
                     conn,
                     &outbox::NewEvent {
@@ -294,13 +300,18 @@ impl<'a> Event<'a> {
                 line.key_name = Some(&new.name);
                 line
             }
-            Event::KeyExpiring { key, channel } => key_line(
+            Event::KeyExpiring {
+                key,
+                channel,
+                days_left,
+            } => key_line(
                 "key.expiring",
                 key,
                 channel,
                 format!(
-                    "expires {}",
-                    key.expires_at.map_or_else(String::new, format_time)
+                    "expires {} ({days_left} {} left); POSTback reminder queued",
+                    key.expires_at.map_or_else(String::new, format_time),
+                    if days_left == 1 { "day" } else { "days" }
                 ),
             ),
             Event::KeyImported { key, channel } => {
@@ -471,7 +482,7 @@ impl<'a> Event<'a> {
             Event::KeyDeactivated { key, channel } => (key, channel, "key.deactivated"),
             Event::KeyDeleted { key, channel } => (key, channel, "key.deleted"),
             Event::KeyRolled { old, channel, .. } => (old, channel, "key.rolled"),
-            Event::KeyExpiring { key, channel } => (key, channel, "key.expiring"),
+            Event::KeyExpiring { key, channel, .. } => (key, channel, "key.expiring"),
             Event::KeyImported { key, channel } => (key, channel, "key.created"),
             Event::KeyLeaked { key, channel, .. } => (key, channel, "key.leaked"),
             Event::PostbackTest { key, channel } => (key, channel, "key.test"),
@@ -482,7 +493,7 @@ impl<'a> Event<'a> {
 
 /// The Standard Webhooks payload: `{"type", "timestamp", "data"}`; `data` is the key
 /// as the API shows it, never the key itself.
-fn postback_payload(key: &ApiKey, channel: &str, event_type: &str) -> String {
+fn postback_payload(key: &ApiKey, channel: &str, event_type: &str) -> serde_json::Value {
     let now = crate::db::now();
     serde_json::json!({
         "type": event_type,
@@ -500,7 +511,6 @@ fn postback_payload(key: &ApiKey, channel: &str, event_type: &str) -> String {
             "rolled_to_key_id": key.rolled_to_key_id,
         }
     })
-    .to_string()
 }
 
 /// `host:port` of a receiver: the unit of the per-host cap on concurrent deliveries.

@@ -234,6 +234,44 @@ where
     .await
 }
 
+/// The steps below are the single-key use cases' bodies, inside a transaction that has
+/// locked `before` (in reach of the actor, whose role and scope were checked): the
+/// single-key use cases run one each, `app::bulk` runs many per transaction.
+pub(super) fn update_step(
+    c: &mut DbConnection,
+    events: &mut Recorder,
+    a: &Actor,
+    sealer: &crate::domain::webhook::Sealer,
+    before: ApiKey,
+    channel: &str,
+    settings: &KeySettings,
+) -> AppResult<(ApiKey, Option<SigningSecret>)> {
+    if let Actor::Key(k) = a {
+        policy::may_update(&k.key, &before, settings)?;
+    }
+    if before.enabled && !settings.enabled {
+        // A deactivation in the edit form counts like the Deactivate button.
+        a.require(Action::RevokeKey)?;
+    }
+    if !before.enabled && settings.enabled {
+        a.require(Action::ActivateKey)?;
+    }
+    let by_person = person_deactivated(&before, settings.enabled, a.is_person());
+    let after = keys::update_settings(c, before.id, settings, by_person)?;
+    if before.expires_at != after.expires_at {
+        // Reminders start over for the new date.
+        crate::db::reminders::forget(c, before.id)?;
+    }
+    let secret = super::signing::ensure_secret(c, sealer, &after)?;
+    let event = Event::KeyUpdated {
+        before: &before,
+        after: &after,
+        channel,
+    };
+    events.emit(c, event)?;
+    Ok((after, secret))
+}
+
 /// Replaces every setting of a key (not the key itself). A key that gets its first
 /// POSTback URL gets a signing secret, returned once.
 pub async fn update(
@@ -249,26 +287,7 @@ pub async fn update(
         key_id,
         Action::EditKey,
         move |c, events, a, before, channel| {
-            if let Actor::Key(k) = a {
-                policy::may_update(&k.key, &before, &settings)?;
-            }
-            if before.enabled && !settings.enabled {
-                // A deactivation in the edit form counts like the Deactivate button.
-                a.require(Action::RevokeKey)?;
-            }
-            if !before.enabled && settings.enabled {
-                a.require(Action::ActivateKey)?;
-            }
-            let by_person = person_deactivated(&before, settings.enabled, a.is_person());
-            let after = keys::update_settings(c, before.id, &settings, by_person)?;
-            let secret = super::signing::ensure_secret(c, &sealer, &after)?;
-            let event = Event::KeyUpdated {
-                before: &before,
-                after: &after,
-                channel,
-            };
-            events.emit(c, event)?;
-            Ok((after, secret))
+            update_step(c, events, a, &sealer, before, channel, &settings)
         },
     )
     .await
@@ -302,6 +321,34 @@ pub async fn rename(
     .await
 }
 
+pub(super) fn set_active_step(
+    c: &mut DbConnection,
+    events: &mut Recorder,
+    a: &Actor,
+    before: ApiKey,
+    channel: &str,
+    active: bool,
+) -> AppResult<ApiKey> {
+    if let Actor::Key(k) = a {
+        if active {
+            policy::may_activate(&k.key, &before)?;
+        } else {
+            policy::may_change(&k.key, &before)?;
+        }
+    }
+    let by_person = person_deactivated(&before, active, a.is_person());
+    let key = keys::set_active(c, before.id, active, by_person)?;
+    events.emit(
+        c,
+        if active {
+            Event::KeyActivated { key: &key, channel }
+        } else {
+            Event::KeyDeactivated { key: &key, channel }
+        },
+    )?;
+    Ok(key)
+}
+
 /// Activates (`active`) or deactivates a key.
 pub async fn set_active(
     state: &AppState,
@@ -319,46 +366,28 @@ pub async fn set_active(
         actor,
         key_id,
         action,
-        move |c, events, a, before, channel| {
-            if let Actor::Key(k) = a {
-                if active {
-                    policy::may_activate(&k.key, &before)?;
-                } else {
-                    policy::may_change(&k.key, &before)?;
-                }
-            }
-            let by_person = person_deactivated(&before, active, a.is_person());
-            let key = keys::set_active(c, before.id, active, by_person)?;
-            events.emit(
-                c,
-                if active {
-                    Event::KeyActivated { key: &key, channel }
-                } else {
-                    Event::KeyDeactivated { key: &key, channel }
-                },
-            )?;
-            Ok(key)
-        },
+        move |c, events, a, before, channel| set_active_step(c, events, a, before, channel, active),
     )
     .await
 }
 
+pub(super) fn delete_step(
+    c: &mut DbConnection,
+    events: &mut Recorder,
+    a: &Actor,
+    before: ApiKey,
+    channel: &str,
+) -> AppResult<ApiKey> {
+    if let Actor::Key(k) = a {
+        policy::may_change(&k.key, &before)?;
+    }
+    let key = keys::delete(c, before.id)?;
+    events.emit(c, Event::KeyDeleted { key: &key, channel })?;
+    Ok(key)
+}
+
 pub async fn delete(state: &AppState, actor: &Actor, key_id: String) -> AppResult<ApiKey> {
-    change_key(
-        state,
-        actor,
-        key_id,
-        Action::RevokeKey,
-        |c, events, a, before, channel| {
-            if let Actor::Key(k) = a {
-                policy::may_change(&k.key, &before)?;
-            }
-            let key = keys::delete(c, before.id)?;
-            events.emit(c, Event::KeyDeleted { key: &key, channel })?;
-            Ok(key)
-        },
-    )
-    .await
+    change_key(state, actor, key_id, Action::RevokeKey, delete_step).await
 }
 
 /// How many keys `within` show each risk (the risk overview).
@@ -382,6 +411,32 @@ pub async fn risk_counts(
             .into_iter()
             .map(|r| Ok((r, key_list::count_risk(c, Within::AllExcept(hidden), r)?)))
             .collect()
+    })
+    .await
+}
+
+/// Per channel the actor may see, how many keys expire within `days` (the Channels
+/// page's banner), soonest-named channels first.
+pub async fn expiring_soon(
+    state: &AppState,
+    actor: &Actor,
+    days: i64,
+) -> AppResult<Vec<(Channel, i64)>> {
+    may_view(actor)?;
+    let a = actor.clone();
+    let now = crate::db::now();
+    read(state, move |c| {
+        let counts = key_list::expiring_per_channel(c, now, time::Duration::days(days))?;
+        let mut out = Vec::new();
+        for ch in channels::list(c)? {
+            let Some((_, n)) = counts.iter().find(|(id, _)| *id == ch.id) else {
+                continue;
+            };
+            if a.reach(&ch).is_ok() {
+                out.push((ch, *n));
+            }
+        }
+        Ok(out)
     })
     .await
 }

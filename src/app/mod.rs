@@ -12,6 +12,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod bulk;
 pub mod channels;
 pub mod error;
 pub mod events;

@@ -58,12 +58,21 @@ fn filtered<'a>(within: Within, filter: &Filter, risk: Option<Risk>) -> Boxed<'a
     }
 }
 
+diesel::define_sql_function! {
+    /// `COALESCE(expires_at, far future)`: keys that never expire sort after every date.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>, y: diesel::sql_types::Timestamp) -> diesel::sql_types::Timestamp;
+}
+
+/// Where "never expires" sorts: after every date a key can have.
+const NEVER: PrimitiveDateTime = time::macros::datetime!(9999-12-31 00:00);
+
 /// The sort value of one row: where a keyset walk starts.
 enum Anchor {
     Name(String, i64),
     Created(PrimitiveDateTime, i64),
     LastUsed(i64, i64),
     Uses(i64, i64),
+    Expires(PrimitiveDateTime, i64),
 }
 
 fn anchor_of(row: &ApiKey, sort: Sort) -> Anchor {
@@ -72,6 +81,7 @@ fn anchor_of(row: &ApiKey, sort: Sort) -> Anchor {
         Sort::Created => Anchor::Created(row.created_at, row.id),
         Sort::LastUsed => Anchor::LastUsed(row.last_used_order, row.id),
         Sort::Uses => Anchor::Uses(row.uses_30d, row.id),
+        Sort::Expires => Anchor::Expires(row.expires_at.unwrap_or(NEVER), row.id),
     }
 }
 
@@ -159,6 +169,13 @@ fn walk(
                 _ => None,
             };
             run!(api_keys::uses_30d, a)
+        }
+        Sort::Expires => {
+            let a = match anchor {
+                Some(Anchor::Expires(v, id)) => Some((*v, *id)),
+                _ => None,
+            };
+            run!(coalesce(api_keys::expires_at, NEVER), a)
         }
     })
 }
@@ -252,4 +269,41 @@ pub fn count_risk(conn: &mut DbConnection, within: Within, risk: Risk) -> DbResu
     Ok(filtered(within, &Filter::None, Some(risk))
         .count()
         .get_result(conn)?)
+}
+
+/// The key ids of up to `limit` keys `within` that match the filter, oldest first:
+/// what a bulk action over "every key matching this filter" works through.
+pub fn matching_key_ids(
+    conn: &mut DbConnection,
+    within: Within,
+    q: &ListQuery,
+    limit: i64,
+) -> DbResult<Vec<String>> {
+    Ok(filtered(within, &q.filter, q.risk)
+        .order(api_keys::id.asc())
+        .limit(limit)
+        .select(api_keys::key_id)
+        .load(conn)?)
+}
+
+/// How many keys `within` match the filter.
+pub fn count_matching(conn: &mut DbConnection, within: Within, q: &ListQuery) -> DbResult<i64> {
+    Ok(filtered(within, &q.filter, q.risk)
+        .count()
+        .get_result(conn)?)
+}
+
+/// Per channel, how many keys expire in `(now, now + window]` (the Channels page's
+/// banner), channels with none left out.
+pub fn expiring_per_channel(
+    conn: &mut DbConnection,
+    now: PrimitiveDateTime,
+    window: time::Duration,
+) -> DbResult<Vec<(i64, i64)>> {
+    Ok(api_keys::table
+        .filter(api_keys::expires_at.gt(now))
+        .filter(api_keys::expires_at.le(now + window))
+        .group_by(api_keys::channel_id)
+        .select((api_keys::channel_id, diesel::dsl::count_star()))
+        .load(conn)?)
 }

@@ -374,33 +374,6 @@ pub fn mark_rolled(
         .get_result(conn)?)
 }
 
-/// Keys with a POSTback URL that expire within `window` and were not told yet.
-pub fn expiring_unnoticed(
-    conn: &mut DbConnection,
-    window: time::Duration,
-    limit: i64,
-) -> DbResult<Vec<(ApiKey, String)>> {
-    let t = now();
-    Ok(api_keys::table
-        .inner_join(channels::table)
-        .filter(api_keys::postback_url.is_not_null())
-        .filter(api_keys::expiry_notice_sent_at.is_null())
-        .filter(api_keys::expires_at.gt(t))
-        .filter(api_keys::expires_at.le(t + window))
-        .limit(limit)
-        .select((ApiKey::as_select(), channels::name))
-        .load(conn)?)
-}
-
-/// Claims the expiry notice of one key; true for the one instance that claimed it.
-pub fn claim_expiry_notice(conn: &mut DbConnection, id: i64) -> DbResult<bool> {
-    Ok(diesel::update(api_keys::table.find(id))
-        .filter(api_keys::expiry_notice_sent_at.is_null())
-        .set(api_keys::expiry_notice_sent_at.eq(Some(now())))
-        .execute(conn)?
-        == 1)
-}
-
 /// The highest key id (0 with no keys): where id-range walks stop.
 pub fn max_id(conn: &mut DbConnection) -> DbResult<i64> {
     let id: Option<i64> = api_keys::table

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod login_attempts;
 pub mod outbox;
 pub mod postback_secrets;
+pub mod reminders;
 pub mod rollups;
 pub mod schema;
 pub mod sessions;

@@ -196,6 +196,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    expiry_reminders (api_key_id, lead_days) {
+        api_key_id -> BigInt,
+        lead_days -> BigInt,
+        expires_at -> Timestamp,
+        sent_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(api_keys -> channels (channel_id));
@@ -215,4 +224,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_codes,
     settings,
     leak_reports,
+    expiry_reminders,
 );

@@ -24,6 +24,8 @@ pub enum Sort {
     LastUsed,
     /// Requests in the last 30 days (from rollups).
     Uses,
+    /// Soonest expiry first (keys that never expire last).
+    Expires,
 }
 
 impl Sort {
@@ -33,19 +35,26 @@ impl Sort {
             Sort::Created => "created",
             Sort::LastUsed => "last_used",
             Sort::Uses => "uses",
+            Sort::Expires => "expires",
         }
     }
 
     fn parse(s: &str) -> Option<Sort> {
-        [Sort::Name, Sort::Created, Sort::LastUsed, Sort::Uses]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [
+            Sort::Name,
+            Sort::Created,
+            Sort::LastUsed,
+            Sort::Uses,
+            Sort::Expires,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 
     /// The direction a click on the column header starts with.
     pub fn natural_dir(self) -> Dir {
         match self {
-            Sort::Name => Dir::Asc,
+            Sort::Name | Sort::Expires => Dir::Asc,
             Sort::Created | Sort::LastUsed | Sort::Uses => Dir::Desc,
         }
     }
@@ -232,6 +241,11 @@ impl ListQuery {
             pos,
             risk,
         }
+    }
+
+    /// Whether the list shows only keys expiring within 7 days (the filter's chip).
+    pub fn expiring_only(&self) -> bool {
+        self.risk == Some(Risk::ExpiringSoon)
     }
 
     /// The query string for this list with another cursor (and the position it starts

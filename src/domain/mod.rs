@@ -1,4 +1,5 @@
 pub mod audit_query;
+pub mod bulk;
 pub mod clock;
 pub mod csv;
 pub mod grace;

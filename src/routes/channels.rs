@@ -13,6 +13,7 @@ use crate::session::CurrentUser;
 use crate::state::AppState;
 use crate::views::channels::{
     ChannelForm, ChannelFormPage, ChannelFormValues, ChannelModal, ChannelsPage, ChannelsTable,
+    ExpiryBanner,
 };
 use crate::views::errors::{ModalCloseOob, Toast, ToastOob};
 
@@ -34,11 +35,26 @@ pub async fn list_channels(
     if hx.targets("channels-table") {
         return render(StatusCode::OK, &table);
     }
+    let soon = app::keys::expiring_soon(&state, &user.actor(), 7).await?;
+    let expiring = (!soon.is_empty()).then(|| ExpiryBanner {
+        total: soon.iter().map(|(_, n)| n).sum(),
+        all_href: user
+            .may(Action::SearchAllKeys)
+            .then(|| "/keys?risk=expiring&sort=expires".to_owned()),
+        channels: soon
+            .into_iter()
+            .map(|(c, n)| {
+                let href = format!("/channels/{}/keys?risk=expiring&sort=expires", c.id);
+                (c.name, href, n)
+            })
+            .collect(),
+    });
     render(
         StatusCode::OK,
         &ChannelsPage {
             shell: user.shell("/channels"),
             table,
+            expiring,
         },
     )
 }

@@ -8,6 +8,26 @@ use crate::db::channels::Channel;
 pub struct ChannelsPage {
     pub shell: Shell,
     pub table: ChannelsTable,
+    pub expiring: Option<ExpiryBanner>,
+}
+
+/// "5 keys expire within 7 days", linking to them (All keys for those who may search
+/// it, each channel's filtered keys for everyone).
+pub struct ExpiryBanner {
+    pub total: i64,
+    pub all_href: Option<String>,
+    /// (channel name, its keys' href, count)
+    pub channels: Vec<(String, String, i64)>,
+}
+
+impl ExpiryBanner {
+    pub fn keys_word(&self) -> &'static str {
+        if self.total == 1 {
+            "key expires"
+        } else {
+            "keys expire"
+        }
+    }
 }
 
 #[derive(Template)]

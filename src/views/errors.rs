@@ -14,6 +14,8 @@ pub struct ErrorPage<'a> {
 pub struct Toast<'a> {
     pub kind: &'a str,
     pub message: &'a str,
+    /// The key it is about: a newer toast about the same key replaces it.
+    pub about: Option<&'a str>,
 }
 
 impl<'a> Toast<'a> {
@@ -21,6 +23,7 @@ impl<'a> Toast<'a> {
         Toast {
             kind: "error",
             message,
+            about: None,
         }
     }
 
@@ -28,7 +31,14 @@ impl<'a> Toast<'a> {
         Toast {
             kind: "success",
             message,
+            about: None,
         }
+    }
+
+    /// Marks the toast as being about one key (`data-key`).
+    pub fn about(mut self, key_id: &'a str) -> Self {
+        self.about = Some(key_id);
+        self
     }
 }
 

@@ -65,6 +65,10 @@ pub struct KeyRow {
     pub created_iso: String,
     pub created_by: String,
     pub expires: Option<String>,
+    /// "in 3 days", beside the expiry date.
+    pub expires_in: Option<String>,
+    /// Expires within 7 days.
+    pub expires_soon: bool,
     pub status: KeyStatus,
     pub last_used: Option<String>,
     pub uses_24h: i64,
@@ -91,6 +95,12 @@ impl KeyRow {
             created_iso: iso_time(k.created_at),
             created_by: k.created_by.clone(),
             expires: k.expires_at.map(format_time),
+            expires_in: k
+                .expires_at
+                .and_then(|t| crate::domain::clock::relative_future(now, t)),
+            expires_soon: k
+                .expires_at
+                .is_some_and(|t| t > now && t <= now + time::Duration::days(7)),
             status: k.status(now),
             last_used: k.last_used_at.map(format_time),
             uses_24h: k.uses_24h,
@@ -103,6 +113,11 @@ impl KeyRow {
             perms,
             channel: None,
         }
+    }
+
+    /// Whether the row has a checkbox for bulk actions.
+    pub fn selectable(&self) -> bool {
+        self.perms.revoke || self.perms.activate || self.perms.edit
     }
 
     pub fn with_channel(mut self, id: i64, name: &str) -> Self {
@@ -140,6 +155,8 @@ pub struct KeysResults {
     pub at_limit: bool,
     pub channel_id: i64,
     pub show_channel: bool,
+    /// The bulk action bar, when the person may act on keys.
+    pub bulk: Option<BulkBar>,
 }
 
 impl KeysResults {
@@ -186,6 +203,7 @@ impl KeysResults {
             ("Created", Sort::Created),
             ("Last used", Sort::LastUsed),
             ("Requests 24 h / 30 d", Sort::Uses),
+            ("Expires", Sort::Expires),
         ]
         .into_iter()
         .map(|(label, sort)| {
@@ -229,6 +247,12 @@ impl KeysResults {
             self_href: format!("{base}{}", query.href(query.cursor, query.pos)),
             base,
             show_channel: false,
+            bulk: (perms.revoke || perms.activate || perms.edit).then_some(BulkBar {
+                channel: (channel_id > 0).then_some(channel_id),
+                activate: perms.activate,
+                revoke: perms.revoke,
+                edit: perms.edit,
+            }),
         }
     }
 
@@ -409,4 +433,32 @@ pub struct RiskItem {
 pub struct RisksPage {
     pub shell: Shell,
     pub items: Vec<RiskItem>,
+}
+
+/// "Deactivate 137 keys?": the confirmation of a bulk action, carrying the selection
+/// (explicit ids, or the filter) in hidden fields.
+#[derive(Template)]
+#[template(path = "partials/bulk_confirm.html")]
+pub struct BulkConfirm {
+    pub pairs: Vec<(&'static str, String)>,
+    pub message: String,
+    pub button: String,
+    pub button_class: &'static str,
+    /// Set expiry: the field, what was typed, and what was wrong with it.
+    pub expiry: bool,
+    pub expires_text: String,
+    pub error: Option<String>,
+    pub csrf: String,
+    pub cancel_href: String,
+    pub in_modal: bool,
+}
+
+/// The bar above the table that acts on the selected keys: which actions the person
+/// may take, and what "all matching" means here.
+pub struct BulkBar {
+    /// The channel of a channel's page (`None` on All keys).
+    pub channel: Option<i64>,
+    pub activate: bool,
+    pub revoke: bool,
+    pub edit: bool,
 }

@@ -3,6 +3,9 @@
 (function () {
   "use strict";
 
+  // Styles that only apply without script (a row menu nobody places) key off this.
+  document.documentElement.classList.add("js");
+
   var opener = null;
   // Per dialog container (#modal, #modal-stack): what to give focus back to when its
   // dialog goes away, and the ids of that element's ancestors in case a swap replaced it.
@@ -54,7 +57,9 @@
     } else if (rec) {
       for (var i = 0; i < rec.ids.length && !el; i++) {
         var anc = document.getElementById(rec.ids[i]);
-        if (anc) el = tabbables(anc)[0] || null;
+        // The row's own first control, not its bulk-selection checkbox.
+        var items = anc ? tabbables(anc).filter(function (t) { return !t.matches("[data-bulk-row]"); }) : [];
+        if (anc) el = items[0] || tabbables(anc)[0] || null;
       }
     }
     var top = topDialog();
@@ -78,15 +83,49 @@
       }
     }
     if (!layer) return;
-    document.querySelectorAll("[data-toast]").forEach(function (t) {
-      if (t.parentNode !== layer) layer.appendChild(t);
+    var ordered = toastsInOrder();
+    var inPlace = ordered.every(function (t, i) { return layer.children[i] === t; });
+    if (!inPlace) ordered.forEach(function (t) { layer.appendChild(t); });
+    keepClear(layer, top);
+  }
+
+  // Toasts stay clear of what a person clicks next: the open dialog's action row and
+  // close button; the row buttons, the action bar, the header's buttons, the filter and
+  // Next. The stack sits top right, or in the corner where it covers fewest of them.
+  var CORNERS = ["top-right", "bottom-left", "top-left", "bottom-right"];
+  var CLICKABLE = ".page-buttons .btn, .key-row .btn, .key-row summary, .key-row input, .bulk-actions .btn, .bulk-bar input";
+  function keepClear(layer, dialog) {
+    var sel = dialog ? ".form-actions .btn, .modal-close, .modal-header .btn, " + CLICKABLE :
+      CLICKABLE + ", .page-header .btn, .keys-header .btn, .filter-form input, .filter-form .btn";
+    var avoid = [];
+    (dialog || document).querySelectorAll(sel).forEach(function (el) {
+      var b = el.getBoundingClientRect();
+      // The dialog's own buttons must never be covered: they outweigh everything else.
+      var r = { left: b.left, right: b.right, top: b.top, bottom: b.bottom, weight: el.closest(".form-actions, .modal-header") ? 100 : 1 };
+      if (b.width && b.height && b.bottom > 0 && b.top < window.innerHeight) avoid.push(r);
     });
+    var hits = function () {
+      var b = layer.getBoundingClientRect();
+      if (!b.height) return 0;
+      return avoid.reduce(function (sum, r) {
+        var apart = r.right <= b.left || r.left >= b.right || r.bottom <= b.top || r.top >= b.bottom;
+        return sum + (apart ? 0 : r.weight);
+      }, 0);
+    };
+    var best = CORNERS[0];
+    var fewest = Infinity;
+    for (var i = 0; i < CORNERS.length && fewest > 0; i++) {
+      layer.setAttribute("data-corner", CORNERS[i]);
+      var n = hits();
+      if (n < fewest) { fewest = n; best = CORNERS[i]; }
+    }
+    layer.setAttribute("data-corner", best);
   }
 
   function toastsHome() {
     var home = document.getElementById("toasts");
     if (!home) return;
-    document.querySelectorAll("dialog [data-toast]").forEach(function (t) { home.appendChild(t); });
+    toastsInOrder().forEach(function (t) { if (t.closest("dialog")) home.appendChild(t); });
   }
 
   function closeDialog(d) {
@@ -172,8 +211,10 @@
   });
 
   document.addEventListener("htmx:load", function (e) {
+    tidyToasts();
     openModals(e.target.parentNode || document);
     scheduleToasts(e.target.parentNode || document);
+    initBulk();
   });
 
   document.addEventListener("click", function (e) {
@@ -191,6 +232,7 @@
     if (dismiss) {
       var toast = dismiss.closest("[data-toast]");
       if (toast) toast.remove();
+      placeToasts();
       return;
     }
     var copy = e.target.closest("[data-copy-target]");
@@ -306,6 +348,89 @@
   document.addEventListener("htmx:load", function (e) { showFilePickers(e.target); });
   document.addEventListener("DOMContentLoaded", function () { showFilePickers(document); });
 
+  // Bulk selection: row checkboxes, the page's header checkbox and "select all N
+  // matching" (a real checkbox the server resolves from the filter). The status line is
+  // a live region, so "3 selected" is announced; actions wait for a selection.
+  function bulkState(form) {
+    var rows = document.querySelectorAll("[data-bulk-row]");
+    var picked = 0;
+    rows.forEach(function (r) { if (r.checked) picked++; });
+    var all = form.querySelector("[data-bulk-all]");
+    var page = document.getElementById("bulk-page");
+    var everything = all && all.checked;
+    var count = everything ? parseInt(all.getAttribute("data-total"), 10) : picked;
+    if (page) {
+      page.checked = rows.length > 0 && picked === rows.length;
+      page.indeterminate = picked > 0 && picked < rows.length;
+    }
+    form.querySelectorAll("[data-bulk-action]").forEach(function (b) { b.disabled = count === 0; });
+    var status = form.querySelector("[data-bulk-status]");
+    var text = count === 0 ? "No keys selected." :
+      everything ? "All " + count + " matching keys selected." :
+      count === 1 ? "1 key selected." : count + " keys selected.";
+    if (status && status.textContent !== text) status.textContent = text;
+    form.classList.toggle("has-selection", count > 0);
+  }
+  function bulkForm() { return document.getElementById("bulk-form"); }
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    var form = bulkForm();
+    if (!form || !t.matches) return;
+    if (t.matches("[data-bulk-page]")) {
+      document.querySelectorAll("[data-bulk-row]").forEach(function (r) { r.checked = t.checked; });
+      if (!t.checked) { var a = form.querySelector("[data-bulk-all]"); if (a) a.checked = false; }
+    } else if (t.matches("[data-bulk-all]")) {
+      if (t.checked) document.querySelectorAll("[data-bulk-row]").forEach(function (r) { r.checked = true; });
+    } else if (t.matches("[data-bulk-row]")) {
+      var all = form.querySelector("[data-bulk-all]");
+      if (all && !t.checked) all.checked = false;
+    } else {
+      return;
+    }
+    bulkState(form);
+  });
+  function initBulk() {
+    var form = bulkForm();
+    if (!form || form.hasAttribute("data-bulk-ready")) return;
+    form.setAttribute("data-bulk-ready", "");
+    // A browser restoring checkboxes after Back must not leave a stale count.
+    bulkState(form);
+    var status = form.querySelector("[data-bulk-status]");
+    if (status && !form.classList.contains("has-selection")) status.textContent = "Select keys to act on several at once.";
+  }
+  // "All matching" selects by filter: the explicit ids are not sent with it.
+  document.addEventListener("htmx:configRequest", function (e) {
+    var form = bulkForm();
+    if (!form || e.detail.elt !== form) return;
+    var all = form.querySelector("[data-bulk-all]");
+    var p = e.detail.parameters;
+    if (all && all.checked && p) {
+      if (typeof p.delete === "function") p.delete("ids"); else delete p.ids;
+    }
+  });
+
+  // Toasts: at most three at once (the oldest go first), and a newer toast about a key
+  // replaces an older one about the same key (data-key).
+  var MAX_TOASTS = 3;
+  var toastSeq = 0;
+  // Toasts in the order they arrived (moving them in and out of a dialog reorders the
+  // DOM, so each is stamped when first seen).
+  function toastsInOrder() {
+    var all = Array.prototype.slice.call(document.querySelectorAll("[data-toast]"));
+    all.forEach(function (t) { if (!t.hasAttribute("data-seq")) t.setAttribute("data-seq", String(++toastSeq)); });
+    return all.sort(function (a, b) { return a.getAttribute("data-seq") - b.getAttribute("data-seq"); });
+  }
+  function tidyToasts() {
+    var all = toastsInOrder();
+    var seen = {};
+    for (var i = all.length - 1; i >= 0; i--) {
+      var k = all[i].getAttribute("data-key");
+      if (!k) continue;
+      if (seen[k]) { all[i].remove(); all.splice(i, 1); } else { seen[k] = true; }
+    }
+    while (all.length > MAX_TOASTS) all.shift().remove();
+  }
+
   function scheduleToasts(root) {
     (root || document).querySelectorAll("[data-toast]:not([data-scheduled])").forEach(function (t) {
       t.setAttribute("data-scheduled", "");
@@ -343,12 +468,15 @@
     span.textContent = "The server could not be reached. Check your connection and try again.";
     div.appendChild(span);
     box.appendChild(div);
+    tidyToasts();
     scheduleToasts(box);
     placeToasts();
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    tidyToasts();
     openModals(document);
     scheduleToasts(document);
+    initBulk();
   });
 })();

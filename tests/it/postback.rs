@@ -596,10 +596,12 @@ async fn queued_events_survive_a_restart() {
 }
 
 #[tokio::test]
-async fn keys_expiring_within_seven_days_send_one_notice() {
+async fn keys_expiring_within_a_lead_time_send_one_notice_with_the_days_left() {
+    // Lead times 30, 7 and 1 days: 3 days out hears the shortest due (7) once; 40 days
+    // out hears nothing yet (tests/it/reminders.rs moves the clock through all three).
     let receiver = Receiver::start(0).await;
     let (_app, admin, cid) = hooks_app(fast_postbacks()).await;
-    for (name, days) in [("soon", 3), ("later", 30)] {
+    for (name, days) in [("soon", 3), ("later", 40)] {
         let at = crate::fixtures::days_from_now(days);
         crate::fixtures::generate(
             &admin,
@@ -623,6 +625,8 @@ async fn keys_expiring_within_seven_days_send_one_notice() {
         got.iter().map(|r| &r.event).collect::<Vec<_>>()
     );
     assert_eq!(expiring[0].json()["data"]["name"], "soon");
+    let left = expiring[0].json()["data"]["days_left"].as_i64().unwrap();
+    assert!((2..=3).contains(&left), "{left}");
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(
         receiver

@@ -3,6 +3,7 @@
 //! serving.
 
 use latchkey::domain::audit_query::{AuditParams, AuditQuery};
+use latchkey::domain::bulk::{BulkBody, BulkForm, MAX_IDS, Selection};
 use latchkey::domain::key::PlainKey;
 use latchkey::domain::key_settings::{KeyInput, parse_cidr, parse_name, parse_postback_url};
 use latchkey::domain::list::{Filter, ListParams, ListQuery, PAGE_SIZES};
@@ -147,6 +148,67 @@ proptest! {
         match input.parse(&allowed, latchkey::db::now(), None, &Policy::default()) {
             Ok(s) => prop_assert!(s.scopes.iter().all(|x| allowed.contains(x))),
             Err(e) => prop_assert!(!e.is_empty()),
+        }
+    }
+
+    #[test]
+    fn bulk_forms_parse_any_pairs_without_panicking(
+        pairs in proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just("action".to_owned()), Just("ids".to_owned()), Just("all".to_owned()),
+                    Just("channel".to_owned()), Just("q".to_owned()), Just("risk".to_owned()),
+                    Just("expires_at".to_owned()), any::<String>(),
+                ],
+                prop_oneof![
+                    Just("deactivate".to_owned()), Just("expiry".to_owned()), Just("1".to_owned()),
+                    Just("3fQ9aZx1Lm0P".to_owned()), Just("expiring".to_owned()), any::<String>(),
+                ],
+            ),
+            0..12,
+        ),
+    ) {
+        match BulkForm::parse(&pairs) {
+            Ok(form) => {
+                match &form.selection {
+                    Selection::Ids(ids) => {
+                        prop_assert!(!ids.is_empty() && ids.len() <= MAX_IDS);
+                        prop_assert!(ids.iter().all(|i| i.len() == 12));
+                    }
+                    Selection::Matching { channel, query } => {
+                        prop_assert!(channel.is_none_or(|c| c > 0));
+                        prop_assert!(query.text.chars().count() <= 200);
+                    }
+                }
+                // Its hidden fields parse back to the same request.
+                let again: Vec<(String, String)> =
+                    form.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                let back = BulkForm::parse(&again).unwrap();
+                prop_assert_eq!(back.action, form.action);
+                prop_assert_eq!(back.selection, form.selection);
+            }
+            Err(e) => prop_assert!(!e.message.is_empty() && !e.field.is_empty()),
+        }
+    }
+
+    #[test]
+    fn bulk_bodies_parse_any_json_without_panicking(
+        action in prop_oneof![Just("delete".to_owned()), Just("expiry".to_owned()), any::<String>()],
+        ids in proptest::option::of(proptest::collection::vec(
+            prop_oneof![Just("3fQ9aZx1Lm0P".to_owned()), any::<String>()], 0..4)),
+        filter in proptest::option::of((any::<Option<i64>>(), any::<Option<String>>(), any::<Option<String>>())),
+        expires in proptest::option::of(date_text()),
+    ) {
+        let mut body = serde_json::json!({ "action": action });
+        if let Some(ids) = ids { body["ids"] = serde_json::json!(ids); }
+        if let Some((c, q, r)) = filter {
+            body["filter"] = serde_json::json!({ "channel_id": c, "q": q, "risk": r });
+        }
+        if let Some(e) = expires { body["expires_at"] = serde_json::json!(e); }
+        let Ok(parsed) = serde_json::from_value::<BulkBody>(body) else { return Ok(()); };
+        match parsed.parse(latchkey::db::now()) {
+            Ok(r) => prop_assert!(r.expires_at.is_none_or(|t| t > latchkey::db::now() - time::Duration::minutes(1))),
+            Err(e) => prop_assert!(!e.message.is_empty()),
         }
     }
 }

@@ -23,11 +23,8 @@ fn expected() -> Tables {
     let mut tables = Tables::new();
     let mut current: Option<String> = None;
     for line in src.lines().map(str::trim) {
-        if let Some(name) = line
-            .strip_suffix(") {")
-            .and_then(|l| l.split_once(" ("))
-            .map(|(name, _)| name)
-        {
+        // `name (id) {`, or `name (a, b) {` for a composite primary key.
+        if let Some((name, _)) = line.strip_suffix(") {").and_then(|l| l.split_once(" (")) {
             current = Some(name.to_owned());
             tables.insert(name.to_owned(), BTreeMap::new());
         } else if line == "}" {

@@ -335,3 +335,44 @@ pub async fn send_postback_test(
     let key = app::postback::send_test(&state, &caller.actor(), path.into_inner()).await?;
     Ok(HttpResponse::Accepted().json(KeyJson::of(&key)))
 }
+
+/// `POST /keys/bulk`: one action over explicit key ids or every key a filter matches,
+/// with the single-key rules applied to each key; refused keys are listed, not fatal.
+pub async fn bulk_keys(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // The scope first: a key that may not write learns nothing from its body's errors.
+    caller.actor().require_scope(app::policy::SCOPE_WRITE)?;
+    let body: crate::domain::bulk::BulkBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Invalid JSON body: {}",
+            super::errors::redact_quoted(&e.to_string())
+        ))
+    })?;
+    let request = body
+        .parse(crate::db::now())
+        .map_err(|e| ApiError::invalid(e.field, &e.message))?;
+    let outcome = app::bulk::run(
+        &state,
+        &caller.actor(),
+        request.action,
+        request.selection,
+        request.expires_at,
+    )
+    .await?;
+    let ids =
+        |items: &[app::bulk::Item]| items.iter().map(|i| i.key_id.clone()).collect::<Vec<_>>();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "action": request.action.as_str(),
+        "changed": ids(&outcome.changed),
+        "unchanged": ids(&outcome.unchanged),
+        "refused": outcome.refused.iter().map(|r| serde_json::json!({
+            "key_id": r.key_id,
+            "code": r.code,
+            "message": r.reason,
+        })).collect::<Vec<_>>(),
+        "summary": outcome.summary(),
+    })))
+}

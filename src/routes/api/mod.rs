@@ -12,8 +12,8 @@ mod verify;
 pub use caller::{ApiCaller, record_usage};
 pub use errors::{json_error, not_found, redact_quoted};
 pub use keys::{
-    create_key, delete_key, get_key, list_keys, roll_key, roll_postback_secret, send_postback_test,
-    set_active, update_key,
+    bulk_keys, create_key, delete_key, get_key, list_keys, roll_key, roll_postback_secret,
+    send_postback_test, set_active, update_key,
 };
 pub use leaks::report_leaks;
 pub use transfer::{export_keys, import_keys};

@@ -22,10 +22,14 @@ use crate::state::AppState;
 use crate::views::errors::{ModalCloseOob, Toast, ToastOob};
 use crate::views::keys::{Confirm, KeyRow, Reveal, RollForm};
 
-/// The toast and the closed modal that end every row action.
-fn done(message: &str) -> Result<String, AppError> {
+/// The toast (about `key_id`) and the closed modal that end every row action.
+pub(super) fn done(message: &str, key_id: Option<&str>) -> Result<String, AppError> {
+    let toast = Toast::success(message);
     Ok(ToastOob {
-        toast: Toast::success(message),
+        toast: match key_id {
+            Some(k) => toast.about(k),
+            None => toast,
+        },
     }
     .render()?
         + &ModalCloseOob { id: "modal-stack" }.render()?)
@@ -52,7 +56,7 @@ pub(super) fn row_changed(
     }
     Ok(HxResponse::ok()
         .html(&row.render()?)
-        .html(&done(message)?)
+        .html(&done(message, Some(&key.key_id))?)
         .retarget(&format!("#key-{}", key.key_id))
         .reswap("outerHTML")
         .finish())
@@ -173,7 +177,7 @@ pub async fn act_on_key(
     // The row goes; the results, the channel's header and the Channels table refresh
     // themselves on `keys-changed`, each with its own filter and position.
     Ok(HxResponse::ok()
-        .html(&done(&message)?)
+        .html(&done(&message, Some(&changed.key_id))?)
         .retarget(&format!("#key-{}", changed.key_id))
         .reswap("outerHTML")
         .trigger(KEYS_CHANGED)

@@ -2,6 +2,7 @@
 //! use case, and renders.
 
 mod actions;
+mod bulk;
 mod common;
 mod detail;
 mod forms;
@@ -10,6 +11,7 @@ mod postback;
 mod transfer;
 
 pub use actions::{act_on_key, confirm_action, roll_form, roll_key};
+pub use bulk::{confirm_bulk, run_bulk};
 pub use detail::show_key;
 pub use forms::{create_key, edit_key, new_key, rename_form, rename_key, update_key};
 pub use list::{all_keys, list_keys, risks, search_all_keys, search_channel_keys};

@@ -266,8 +266,20 @@ export async function topDialogHandle(page) {
  * which once hid a row menu that people could not reach.
  */
 export async function clickAsPerson(page, selector, { within = 1000 } = {}) {
-  const el = page.locator(selector).first();
+  const el = typeof selector === 'string' ? page.locator(selector).first() : selector.first();
+  const what = typeof selector === 'string' ? selector : String(selector);
   await el.waitFor({ state: 'visible' });
+  // Below or above the fold, a person scrolls the page (or the open dialog they are
+  // in) with the wheel, never a container inside it: what a scrolling card clips stays
+  // clipped, and is reported as covered.
+  await el.evaluate((node) => {
+    const r = node.getBoundingClientRect();
+    if (r.top >= 0 && r.bottom <= window.innerHeight) return;
+    const delta = r.top < 0 ? r.top - 16 : r.bottom - window.innerHeight + 16;
+    const dialog = node.closest('dialog[open]');
+    if (dialog) dialog.scrollTop += delta;
+    else window.scrollBy(0, delta);
+  });
   // A person cannot click within a frame of what opened it: give the page `within` ms
   // (a menu is placed on its toggle event, a task after the click) to show it.
   const end = Date.now() + within;
@@ -285,7 +297,7 @@ export async function clickAsPerson(page, selector, { within = 1000 } = {}) {
     if ((where.inside && !where.covered) || Date.now() > end) break;
     await new Promise((r) => setTimeout(r, 25));
   }
-  assert.ok(where.inside, `${selector} is outside the viewport`);
-  assert.ok(!where.covered, `${selector} is covered at its centre by ${where.top}`);
+  assert.ok(where.inside, `${what} is outside the viewport`);
+  assert.ok(!where.covered, `${what} is covered at its centre by ${where.top}`);
   await page.mouse.click(where.x, where.y);
 }

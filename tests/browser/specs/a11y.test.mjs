@@ -5,7 +5,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { browserTest, eventually, tabTo, describeFocus } from '../lib/browser.mjs';
+import { browserTest, eventually, tabTo, describeFocus, clickAsPerson } from '../lib/browser.mjs';
 import { createChannel, createKeys, csrfPost } from '../lib/app.mjs';
 
 let server;
@@ -59,7 +59,7 @@ browserTest('login, channels, keys page, error page and every modal pass axe', {
   await s.axe('the login page');
   await page.fill('#username', 'admin');
   await page.fill('#password', 'wrong password');
-  await page.click('form[action="/login"] button[type=submit]');
+  await clickAsPerson(page, 'form[action="/login"] button[type=submit]');
   await page.locator('#login-error').waitFor();
   await s.axe('the login page with an error');
 
@@ -72,24 +72,24 @@ browserTest('login, channels, keys page, error page and every modal pass axe', {
   await page.goto('/channels');
   await s.axe('the channels page');
 
-  await page.click('text=+ New channel');
+  await clickAsPerson(page, 'text=+ New channel');
   await page.locator('dialog[open] #channel-form').waitFor();
   await s.axe('the new channel modal');
-  await page.click('dialog[open] #channel-form button[type=submit]');
+  await clickAsPerson(page, 'dialog[open] #channel-form button[type=submit]');
   await page.locator('#channel-name-error').waitFor();
   await s.axe('the new channel modal with an error');
   await page.keyboard.press('Escape');
   await page.locator('dialog[open]').waitFor({ state: 'detached' });
 
-  await page.click(`#channel-${channel} >> text=Edit`);
+  await clickAsPerson(page, `#channel-${channel} >> text=Edit`);
   await page.locator('dialog[open] #channel-form').waitFor();
   await s.axe('the edit channel modal');
   await page.keyboard.press('Escape');
 
-  await page.click(`#channel-${channel} >> text=API Keys`);
+  await clickAsPerson(page, `#channel-${channel} >> text=API Keys`);
   await page.locator('dialog.modal-wide[open] #keys-results').waitFor();
   await s.axe('the keys dialog over the channels page');
-  await page.click('dialog.modal-wide[open] #keys-stats >> text=+ Generate API Key');
+  await clickAsPerson(page, 'dialog.modal-wide[open] #keys-stats >> text=+ Generate API Key');
   await page.locator('#modal-stack dialog[open] #key-form').waitFor();
   await s.axe('the generate modal over the keys dialog');
   await page.keyboard.press('Escape');
@@ -104,46 +104,46 @@ browserTest('login, channels, keys page, error page and every modal pass axe', {
   await page.goto(`/channels/${channel}/keys`);
 
   const modal = page.locator('#modal-stack dialog[open]');
-  await page.click('#keys-stats >> text=+ Generate API Key');
+  await clickAsPerson(page, '#keys-stats >> text=+ Generate API Key');
   await modal.locator('#key-form').waitFor();
   await s.axe('the generate modal');
-  await modal.locator('button[name=add_cidr]').click();
+  await clickAsPerson(page, modal.locator('button[name=add_cidr]'));
   await page.locator('#cidr-0').waitFor();
   await page.fill('#cidr-0', 'not a network');
   await page.fill('#key-name', ''); // the suggested default name, cleared
-  await modal.locator('button[name=save]').click();
+  await clickAsPerson(page, modal.locator('button[name=save]'));
   await page.locator('#key-name-error').waitFor();
   await s.axe('the generate modal with field errors');
   await page.fill('#key-name', 'fourth');
   await page.fill('#cidr-0', '');
-  await modal.locator('button[name=save]').click();
+  await clickAsPerson(page, modal.locator('button[name=save]'));
   await modal.locator('#revealed-key').waitFor();
   await s.axe('the reveal modal');
   await page.check('#key-saved');
-  await page.click('#reveal-close');
+  await clickAsPerson(page, '#reveal-close');
   await modal.waitFor({ state: 'detached' });
 
-  await page.click(`tr#key-${k1.keyId} >> text=Deactivate`);
+  await clickAsPerson(page, `tr#key-${k1.keyId} >> text=Deactivate`);
   await modal.locator('form.confirm').waitFor();
   await s.axe('the deactivate confirmation');
   await page.keyboard.press('Escape');
-  await page.click(`tr#key-${k2.keyId} >> text=Activate`);
+  await clickAsPerson(page, `tr#key-${k2.keyId} >> text=Activate`);
   await modal.locator('form.confirm').waitFor();
   await s.axe('the activate confirmation');
   await page.keyboard.press('Escape');
 
-  await page.click(`tr#key-${k1.keyId} details.menu summary`);
+  await clickAsPerson(page, `tr#key-${k1.keyId} details.menu summary`);
   await s.axe('the keys page with a row menu open');
-  await page.click(`tr#key-${k1.keyId} .menu-items >> text=Rename`);
+  await clickAsPerson(page, `tr#key-${k1.keyId} .menu-items >> text=Rename`);
   await modal.locator('#rename-form').waitFor();
   await s.axe('the rename modal');
   await page.keyboard.press('Escape');
-  await page.click(`tr#key-${k1.keyId} details.menu summary`);
-  await page.click(`tr#key-${k1.keyId} .menu-items >> text=Delete`);
+  await clickAsPerson(page, `tr#key-${k1.keyId} details.menu summary`);
+  await clickAsPerson(page, `tr#key-${k1.keyId} .menu-items >> text=Delete`);
   await modal.locator('form.confirm').waitFor();
   await s.axe('the delete confirmation');
   await page.keyboard.press('Escape');
-  await page.click(`tr#key-${k1.keyId} a[title=Edit]`);
+  await clickAsPerson(page, `tr#key-${k1.keyId} a[title=Edit]`);
   await modal.locator('#key-form').waitFor();
   await s.axe('the edit modal');
   await page.keyboard.press('Escape');

@@ -3,7 +3,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, ADMIN_PASSWORD } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -19,7 +19,7 @@ browserTest('a wrong password is refused with a message and the username kept', 
   assert.match(page.url(), /\/login$/, 'the home page sends a stranger to the login page');
   await page.fill('#username', 'admin');
   await page.fill('#password', 'not-the-password');
-  await page.click('form[action="/login"] button[type=submit]');
+  await clickAsPerson(page, 'form[action="/login"] button[type=submit]');
   await page.locator('#login-error').waitFor();
   assert.equal((await page.textContent('#login-error')).trim(), 'Invalid username or password.');
   assert.equal(await page.inputValue('#username'), 'admin');
@@ -49,7 +49,7 @@ browserTest('logging in lands on Channels and logging out ends the session', opt
   assert.equal(cookie.httpOnly, true);
   assert.equal(cookie.sameSite, 'Strict');
 
-  await Promise.all([page.waitForURL(/\/login\?logged_out=1$/), page.click('text=Log out')]);
+  await Promise.all([page.waitForURL(/\/login\?logged_out=1$/), clickAsPerson(page, 'text=Log out')]);
   assert.equal((await page.textContent('.alert-info')).trim(), 'You have been logged out.');
 
   await page.goto('/channels');
@@ -69,7 +69,7 @@ browserTest('logging in lands on Channels and logging out ends the session', opt
   // And logging in again works.
   await page.fill('#username', 'admin');
   await page.fill('#password', ADMIN_PASSWORD);
-  await Promise.all([page.waitForURL(/\/channels$/), page.click('form[action="/login"] button[type=submit]')]);
+  await Promise.all([page.waitForURL(/\/channels$/), clickAsPerson(page, 'form[action="/login"] button[type=submit]')]);
   await eventually(async () => (await page.textContent('h1')).trim() === 'Channels');
 });
 
@@ -81,11 +81,11 @@ browserTest('a session that ended elsewhere sends the next click to the login pa
   // Log out in a second tab of the same browser: the first tab still shows Channels.
   const other = await context.newPage();
   await other.goto('/channels');
-  await Promise.all([other.waitForURL(/logged_out/), other.click('text=Log out')]);
+  await Promise.all([other.waitForURL(/logged_out/), clickAsPerson(other, 'text=Log out')]);
   await other.close();
   await Promise.all([
     page.waitForURL(/\/login$/),
-    page.click('#channels-table a:has-text("API Keys")'),
+    clickAsPerson(page, '#channels-table a:has-text("API Keys")'),
   ]);
   await page.locator('#username').waitFor();
   assert.equal(await page.locator('dialog[open]').count(), 0);

@@ -4,7 +4,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 import { createKeys } from '../lib/app.mjs';
 
 let server;
@@ -19,53 +19,53 @@ browserTest('channels are created and edited in a dialog, with errors shown next
   assert.equal(await page.locator('#channels-table tbody tr').count(), 1, 'only the built-in channel at first');
   assert.match(await page.textContent('#channels-table tbody tr'), /system\s*built-in/);
 
-  await page.click('text=+ New channel');
+  await clickAsPerson(page, 'text=+ New channel');
   const dialog = page.locator('#modal dialog[open]');
   await dialog.waitFor();
   assert.equal(await dialog.locator('h2').textContent(), 'New channel');
-  await dialog.locator('button[type=submit]').click();
+  await clickAsPerson(page, dialog.locator('button[type=submit]'));
   await dialog.locator('#channel-name-error').waitFor();
   await page.fill('#channel-name', 'Mobile');
   await page.fill('#channel-limit', '0');
-  await dialog.locator('button[type=submit]').click();
+  await clickAsPerson(page, dialog.locator('button[type=submit]'));
   await dialog.locator('#channel-limit-error').waitFor();
   assert.equal(await page.inputValue('#channel-name'), 'Mobile', 'the typed name is kept');
   await page.fill('#channel-limit', '25');
-  await dialog.locator('button[type=submit]').click();
+  await clickAsPerson(page, dialog.locator('button[type=submit]'));
   await dialog.waitFor({ state: 'detached' });
   const row = page.locator('#channels-table tbody tr', { hasText: 'Mobile' });
   await row.waitFor();
   assert.equal((await row.locator('td[data-label=Limit]').textContent()).trim(), '25');
 
   // A taken name is refused.
-  await page.click('text=+ New channel');
+  await clickAsPerson(page, 'text=+ New channel');
   await dialog.waitFor();
   await page.fill('#channel-name', 'Mobile');
-  await dialog.locator('button[type=submit]').click();
+  await clickAsPerson(page, dialog.locator('button[type=submit]'));
   await eventually(async () => /already exists/.test(await dialog.locator('#channel-name-error').textContent()));
-  await dialog.locator('button', { hasText: 'Cancel' }).click();
+  await clickAsPerson(page, dialog.locator('button', { hasText: 'Cancel' }));
   await dialog.waitFor({ state: 'detached' });
 
   // Edit: rename and go back to the default limit; the dialog closes with a toast.
-  await row.locator('text=Edit').click();
+  await clickAsPerson(page, row.locator('text=Edit'));
   await dialog.waitFor();
   assert.equal(await page.inputValue('#channel-name'), 'Mobile');
   assert.equal(await page.inputValue('#channel-limit'), '25');
   await page.fill('#channel-name', 'Mobile apps');
   await page.fill('#channel-limit', '');
-  await dialog.locator('button[type=submit]').click();
+  await clickAsPerson(page, dialog.locator('button[type=submit]'));
   await dialog.waitFor({ state: 'detached' });
   await page.locator('.toast-success', { hasText: 'Channel "Mobile apps" saved.' }).waitFor();
   const renamed = page.locator('#channels-table tbody tr', { hasText: 'Mobile apps' });
   assert.match(await renamed.locator('td[data-label=Limit]').textContent(), /10\s*\(default\)/);
 
   // The edit dialog works again after a save (the container it lives in survives).
-  await renamed.locator('text=Edit').click();
+  await clickAsPerson(page, renamed.locator('text=Edit'));
   await dialog.waitFor();
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
   // The built-in channel keeps its name.
-  await page.locator('#channels-table tbody tr', { hasText: 'system' }).locator('text=Edit').click();
+  await clickAsPerson(page, page.locator('#channels-table tbody tr', { hasText: 'system' }).locator('text=Edit'));
   await dialog.waitFor();
   assert.equal(await page.getAttribute('#channel-name', 'readonly'), '');
   await page.keyboard.press('Escape');
@@ -74,13 +74,13 @@ browserTest('channels are created and edited in a dialog, with errors shown next
 browserTest('API Keys opens the channel as a dialog any number of times, and as a page', opts, async (s) => {
   const { page } = s;
   await s.login();
-  await page.click('text=+ New channel');
+  await clickAsPerson(page, 'text=+ New channel');
   await page.fill('#channel-name', 'Partners');
-  await page.click('#modal dialog[open] button[type=submit]');
+  await clickAsPerson(page, '#modal dialog[open] button[type=submit]');
   await page.locator('#modal dialog').waitFor({ state: 'detached' });
-  await page.click('text=+ New channel');
+  await clickAsPerson(page, 'text=+ New channel');
   await page.fill('#channel-name', 'Billing');
-  await page.click('#modal dialog[open] button[type=submit]');
+  await clickAsPerson(page, '#modal dialog[open] button[type=submit]');
   await page.locator('#modal dialog').waitFor({ state: 'detached' });
   const id = (name) => page.locator('#channels-table tbody tr', { hasText: name }).getAttribute('id').then((x) => Number(x.split('-')[1]));
   const partners = await id('Partners');
@@ -92,23 +92,23 @@ browserTest('API Keys opens the channel as a dialog any number of times, and as 
 
   const dialog = page.locator('#modal dialog.modal-wide[open]');
   for (const [channel, names] of [[partners, ['partner-a', 'partner-b']], [billing, ['billing-a']], [partners, ['partner-a', 'partner-b']]]) {
-    await page.click(`#channel-${channel} >> text=API Keys`);
+    await clickAsPerson(page, `#channel-${channel} >> text=API Keys`);
     await dialog.waitFor();
     const shown = (await dialog.locator('#keys-results tbody .name-cell .cell-strong').allTextContents()).map((x) => x.trim()).sort();
     assert.deepEqual(shown, names);
-    await dialog.locator('.modal-close').click();
+    await clickAsPerson(page, dialog.locator('.modal-close'));
     await dialog.waitFor({ state: 'detached' });
     assert.equal(await page.locator('#modal').count(), 1, 'the dialog container is still there');
     assert.match(page.url(), /\/channels$/);
   }
 
   // "Open as page" leaves the dialog for the full page.
-  await page.click(`#channel-${billing} >> text=API Keys`);
+  await clickAsPerson(page, `#channel-${billing} >> text=API Keys`);
   await dialog.waitFor();
-  await Promise.all([page.waitForURL(new RegExp(`/channels/${billing}/keys$`)), dialog.locator('text=Open as page').click()]);
+  await Promise.all([page.waitForURL(new RegExp(`/channels/${billing}/keys$`)), clickAsPerson(page, dialog.locator('text=Open as page'))]);
   assert.equal(await page.locator('dialog[open]').count(), 0);
   assert.match(await page.textContent('h1'), /API Keys\s*·\s*Billing/);
   assert.match(await page.textContent('.breadcrumb'), /Channels\s*\/\s*Billing/);
-  await page.click('.breadcrumb >> text=Channels');
+  await clickAsPerson(page, '.breadcrumb >> text=Channels');
   await page.waitForURL(/\/channels$/);
 });

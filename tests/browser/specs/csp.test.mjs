@@ -5,7 +5,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 import { createChannel, createKeys } from '../lib/app.mjs';
 
 let server;
@@ -64,15 +64,15 @@ browserTest('every page and modal loads with no console error, CSP violation or 
   }
   // Dialogs and their swaps.
   await page.goto('/channels');
-  await page.click(`#channel-${channel} >> text=API Keys`);
+  await clickAsPerson(page, `#channel-${channel} >> text=API Keys`);
   await page.locator('dialog.modal-wide[open]').waitFor();
-  await page.click('dialog.modal-wide #keys-stats >> text=+ Generate API Key');
+  await clickAsPerson(page, 'dialog.modal-wide #keys-stats >> text=+ Generate API Key');
   await page.locator('#modal-stack dialog[open] #key-form').waitFor();
   await page.fill('#key-name', 'clean-three');
-  await page.click('#key-form button[name=save]');
+  await clickAsPerson(page, '#key-form button[name=save]');
   await page.locator('#revealed-key').waitFor();
   await page.check('#key-saved');
-  await page.click('#reveal-close');
+  await clickAsPerson(page, '#reveal-close');
   await page.locator('dialog.modal-wide .tip').first().hover();
   await page.locator('dialog.modal-wide #key-filter').fill('clean-t');
   await eventually(async () => (await page.locator('dialog.modal-wide #keys-results tbody tr').count()) === 2);

@@ -4,7 +4,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 import { createChannel, createKeys } from '../lib/app.mjs';
 
 let server;
@@ -36,7 +36,7 @@ browserTest('typing filters the table, and the address keeps the filter through 
   // request rather than one per key stroke.
   const requests = [];
   page.on('request', (r) => { if (r.headers()['hx-request'] && r.url().includes(base)) requests.push(r.url()); });
-  await page.click('#key-filter');
+  await clickAsPerson(page, '#key-filter');
   await page.keyboard.type('alpha', { delay: 40 });
   await waitForRows(page, ['alpha-web', 'alpha-mobile']);
   await eventually(() => new URL(page.url()).searchParams.get('q') === 'alpha');
@@ -52,7 +52,7 @@ browserTest('typing filters the table, and the address keeps the filter through 
 
   // A second filter, then Back restores the first, and Back again the unfiltered list.
   await page.fill('#key-filter', '');
-  await page.click('#key-filter');
+  await clickAsPerson(page, '#key-filter');
   await page.keyboard.type('bill', { delay: 40 });
   await waitForRows(page, ['beta-billing']);
   await eventually(() => new URL(page.url()).searchParams.get('q') === 'bill');
@@ -93,7 +93,7 @@ browserTest('no match says so and offers to clear; pasting a key or key id finds
   await page.fill('#key-filter', 'zzz-nothing');
   await page.locator('.empty-state', { hasText: 'No keys match “zzz-nothing”' }).waitFor();
   await eventually(() => new URL(page.url()).searchParams.get('q') === 'zzz-nothing');
-  await page.click('text=Clear the filter');
+  await clickAsPerson(page, 'text=Clear the filter');
   await waitForRows(page, ['paste-web', 'paste-mobile', 'paste-cli']);
   await eventually(() => !new URL(page.url()).searchParams.get('q'));
 
@@ -115,10 +115,10 @@ browserTest('no match says so and offers to clear; pasting a key or key id finds
   // The filter also works inside the keys dialog over the Channels page, and its
   // address can be reloaded as the full page with the filter.
   await page.goto('/channels');
-  await page.locator(`#channel-${channel} >> text=API Keys`).click();
+  await clickAsPerson(page, page.locator(`#channel-${channel} >> text=API Keys`));
   const dialog = page.locator('dialog.modal-wide[open]');
   await dialog.waitFor();
-  await dialog.locator('#key-filter').click();
+  await clickAsPerson(page, dialog.locator('#key-filter'));
   await page.keyboard.type('cli', { delay: 30 });
   await waitForRows(page, ['paste-cli']);
   await eventually(() => new URL(page.url()).searchParams.get('q') === 'cli');

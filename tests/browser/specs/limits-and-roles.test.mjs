@@ -4,7 +4,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, USER_PASSWORD } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 import { createChannel, createKeys, csrfPost } from '../lib/app.mjs';
 
 let server;
@@ -66,19 +66,19 @@ browserTest('at the limit the create button is disabled and says why; deleting a
 
   // Same in the keys dialog over the Channels page; delete one and the button comes back.
   await page.goto('/channels');
-  await page.click(`#channel-${channel} >> text=API Keys`);
+  await clickAsPerson(page, `#channel-${channel} >> text=API Keys`);
   const dialog = page.locator('dialog.modal-wide[open]');
   await dialog.waitFor();
   assert.equal(await dialog.locator('#keys-stats button:has-text("+ Generate API Key")').isDisabled(), true);
-  await dialog.locator(`tr#key-${first.keyId} details.menu summary`).click();
-  await dialog.locator(`tr#key-${first.keyId} .menu-items a`, { hasText: 'Delete' }).click();
-  await page.locator('#modal-stack dialog[open] button[type=submit]').click();
+  await clickAsPerson(page, dialog.locator(`tr#key-${first.keyId} details.menu summary`));
+  await clickAsPerson(page, dialog.locator(`tr#key-${first.keyId} .menu-items a`, { hasText: 'Delete' }));
+  await clickAsPerson(page, page.locator('#modal-stack dialog[open] button[type=submit]'));
   await page.locator('#modal-stack dialog[open]').waitFor({ state: 'detached' });
   const link = dialog.locator('#keys-stats a', { hasText: '+ Generate API Key' });
   await link.waitFor();
   assert.match(await dialog.locator('.keys-count').textContent(), /1\s*of\s*2 keys/);
   assert.doesNotMatch(await dialog.locator('.keys-count').textContent(), /limit reached/);
-  await link.click();
+  await clickAsPerson(page, link);
   await page.locator('#modal-stack dialog[open] #key-form').waitFor();
 });
 
@@ -103,7 +103,7 @@ browserTest('a support user sees keys but no create or edit controls, and the se
       scope = page.locator('#keys-view');
     } else {
       await page.goto('/channels');
-      await page.click(`#channel-${channel} >> text=API Keys`);
+      await clickAsPerson(page, `#channel-${channel} >> text=API Keys`);
       scope = page.locator('dialog.modal-wide[open]');
       await scope.waitFor();
     }
@@ -120,8 +120,8 @@ browserTest('a support user sees keys but no create or edit controls, and the se
   // Support revokes: deactivate (no way back to active for them) and delete.
   await page.goto(`/channels/${channel}/keys`);
   const row = page.locator(`tr#key-${k1.keyId}`);
-  await row.locator('text=Deactivate').click();
-  await page.locator('#modal-stack dialog[open] button[type=submit]').click();
+  await clickAsPerson(page, row.locator('text=Deactivate'));
+  await clickAsPerson(page, page.locator('#modal-stack dialog[open] button[type=submit]'));
   await eventually(async () => (await row.locator('.status-cell .badge').textContent()).trim() === 'Inactive');
   assert.equal(await row.locator('text=Activate').count(), 0, 'support cannot activate');
 
@@ -154,12 +154,12 @@ browserTest('an operator creates and edits keys but does not manage channels', o
   assert.equal(await page.locator('text=+ New channel').count(), 0);
   assert.equal(await page.locator('#channels-table a', { hasText: /^Edit$/ }).count(), 0);
   await page.goto(`/channels/${channel}/keys`);
-  await page.click('#keys-stats >> text=+ Generate API Key');
+  await clickAsPerson(page, '#keys-stats >> text=+ Generate API Key');
   await page.fill('#key-name', 'operator-key');
-  await page.click('#key-form button[name=save]');
+  await clickAsPerson(page, '#key-form button[name=save]');
   await page.locator('#revealed-key').waitFor();
   await page.check('#key-saved');
-  await page.click('#reveal-close');
+  await clickAsPerson(page, '#reveal-close');
   const row = page.locator('#keys-results tr', { hasText: 'operator-key' });
   await row.waitFor();
   assert.match(await row.textContent(), /by olga/);

@@ -4,7 +4,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { browserTest } from '../lib/browser.mjs';
+import { browserTest, clickAsPerson } from '../lib/browser.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -13,7 +13,7 @@ after(async () => { await server?.stop(); });
 const opts = { baseURL: () => server.url, javaScriptEnabled: false };
 
 async function submitAndWait(page, selector) {
-  await Promise.all([page.waitForNavigation(), page.click(selector)]);
+  await Promise.all([page.waitForNavigation(), clickAsPerson(page, selector)]);
 }
 
 browserTest('without JavaScript a key is created, revealed once, filtered and deleted through plain forms', opts, async (s) => {
@@ -23,19 +23,19 @@ browserTest('without JavaScript a key is created, revealed once, filtered and de
   assert.equal(await page.evaluate(() => typeof window.htmx), 'undefined', 'JavaScript really is off');
 
   // A channel through its own page.
-  await page.click('text=+ New channel');
+  await clickAsPerson(page, 'text=+ New channel');
   await page.waitForURL(/\/channels\/new$/);
   await page.fill('#channel-name', 'No Script');
   await submitAndWait(page, '#channel-form button[type=submit]');
   assert.match(page.url(), /\/channels$/);
   const row = page.locator('#channels-table tr', { hasText: 'No Script' });
-  await row.locator('text=API Keys').click();
+  await clickAsPerson(page, row.locator('text=API Keys'));
   await page.waitForURL(/\/channels\/\d+\/keys$/);
   const keysUrl = page.url();
   await page.locator('.empty-state', { hasText: 'No API keys yet' }).waitFor();
 
   // Generate: the form is a page; "+ Add network" re-renders it with a new field.
-  await page.click('#keys-stats >> text=+ Generate API Key');
+  await clickAsPerson(page, '#keys-stats >> text=+ Generate API Key');
   await page.waitForURL(/\/keys\/new$/);
   await page.fill('#key-name', 'plain-form-key');
   await page.fill('#key-description', 'made without JavaScript');
@@ -46,7 +46,7 @@ browserTest('without JavaScript a key is created, revealed once, filtered and de
   await page.fill('#cidr-0', '192.0.2.0/24');
   const [response] = await Promise.all([
     page.waitForResponse((r) => r.request().method() === 'POST'),
-    page.click('#key-form button[name=save]'),
+    clickAsPerson(page, '#key-form button[name=save]'),
   ]);
   await page.waitForLoadState();
   assert.equal(response.headers()['cache-control'], 'no-store');
@@ -56,7 +56,7 @@ browserTest('without JavaScript a key is created, revealed once, filtered and de
   assert.match(key, /^lk_[A-Za-z0-9]{12}_[A-Za-z0-9]{48}$/);
   const keyId = key.split('_')[1];
   assert.match(await page.textContent('main'), /will not be shown again/);
-  await page.click('#reveal-close');
+  await clickAsPerson(page, '#reveal-close');
   await page.waitForTimeout(300);
   assert.ok(page.url().includes('/keys') && (await page.locator('#revealed-key').count()) === 1, 'Close without ticking stays on the reveal');
   await page.check('#key-saved');
@@ -90,15 +90,15 @@ browserTest('without JavaScript a key is created, revealed once, filtered and de
   assert.equal(new URL(page.url()).searchParams.get('size'), '50');
 
   // Deactivate through its confirmation page.
-  await keyRow.locator('text=Deactivate').click();
+  await clickAsPerson(page, keyRow.locator('text=Deactivate'));
   await page.waitForURL(/\/confirm\/deactivate$/);
   await submitAndWait(page, 'form.confirm button[type=submit]');
   assert.equal((await keyRow.locator('.status-cell .badge').textContent()).trim(), 'Inactive');
   assert.match(await page.textContent('#toasts'), /“plain-form-key” deactivated\./);
 
   // Delete: the row menu is a <details>, which opens without script.
-  await keyRow.locator('details.menu summary').click();
-  await keyRow.locator('.menu-items a', { hasText: 'Delete' }).click();
+  await clickAsPerson(page, keyRow.locator('details.menu summary'));
+  await clickAsPerson(page, keyRow.locator('.menu-items a', { hasText: 'Delete' }));
   await page.waitForURL(/\/confirm\/delete$/);
   assert.match(await page.textContent('main'), /This cannot be undone\./);
   await submitAndWait(page, 'form.confirm button[type=submit]');
@@ -110,4 +110,35 @@ browserTest('without JavaScript a key is created, revealed once, filtered and de
   // Logging out is a form too.
   await submitAndWait(page, 'text=Log out');
   assert.match(page.url(), /\/login\?logged_out=1$/);
+});
+
+browserTest('without JavaScript bulk actions go through a confirmation page and come back with the result', opts, async (s) => {
+  const { page } = s;
+  await s.login();
+  const { createChannel, createKeys } = await import('../lib/app.mjs');
+  const channel = await createChannel(page, 'No Script Bulk', 20);
+  const keys = await createKeys(page, channel, ['plain-a', 'plain-b', 'plain-c']);
+  await page.goto(`/channels/${channel}/keys?size=10`);
+  // Two ticked boxes, then Deactivate in the bar: a plain GET form.
+  await clickAsPerson(page, `#select-${keys[0].keyId}`);
+  await clickAsPerson(page, `#select-${keys[2].keyId}`);
+  await submitAndWait(page, '#bulk-form button[value=deactivate]');
+  assert.match(page.url(), /\/keys\/bulk\/confirm\?/);
+  assert.match(await page.textContent('main'), /Deactivate 2 keys\?/);
+  await submitAndWait(page, 'form#bulk-confirm button[type=submit]');
+  assert.match(page.url(), new RegExp(`/channels/${channel}/keys$`));
+  assert.match(await page.textContent('#toasts'), /2 keys deactivated\./);
+  assert.equal(await page.locator('tr.key-row[data-status=inactive]').count(), 2);
+  assert.equal(await page.locator(`tr#key-${keys[1].keyId}`).getAttribute('data-status'), 'active');
+
+  // Set expiry asks for the date on its confirmation page; a past date is refused there.
+  await clickAsPerson(page, `#select-${keys[1].keyId}`);
+  await submitAndWait(page, '#bulk-form button[value=expiry]');
+  await page.fill('#bulk-expires', '2001-01-01T00:00');
+  await submitAndWait(page, 'form#bulk-confirm button[type=submit]');
+  assert.match(await page.textContent('#bulk-expires-error'), /Choose a time in the future/);
+  await page.fill('#bulk-expires', '2031-05-04T10:30');
+  await submitAndWait(page, 'form#bulk-confirm button[type=submit]');
+  assert.match(await page.textContent('#toasts'), /1 key given the new expiry\./);
+  assert.match(await page.locator(`tr#key-${keys[1].keyId} td[data-label=Expires]`).textContent(), /2031-05-04 10:30 UTC/);
 });

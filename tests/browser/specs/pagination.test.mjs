@@ -3,7 +3,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 import { createChannel, createKeys } from '../lib/app.mjs';
 
 let server;
@@ -43,12 +43,12 @@ browserTest('Previous and Next walk the pages and are disabled at the ends', { b
 
   // Raise the channel's limit through its Edit dialog, as an admin would.
   await page.goto('/channels');
-  await page.click(`#channel-${channel} >> text=Edit`);
+  await clickAsPerson(page, `#channel-${channel} >> text=Edit`);
   const dialog = page.locator('dialog[open]');
   await dialog.waitFor();
   assert.equal(await page.inputValue('#channel-limit'), '', 'the channel uses the default limit');
   await page.fill('#channel-limit', '60');
-  await dialog.locator('button[type=submit]').click();
+  await clickAsPerson(page, dialog.locator('button[type=submit]'));
   await dialog.waitFor({ state: 'detached' });
   await page.locator(`#channel-${channel} td[data-label=Limit]`, { hasText: '60' }).waitFor();
 
@@ -65,13 +65,13 @@ browserTest('Previous and Next walk the pages and are disabled at the ends', { b
   seen.push(...st.names);
   assert.equal(await page.isDisabled('#keys-results button:has-text("← Previous")'), true);
 
-  await page.click('#keys-results a[rel=next]');
+  await clickAsPerson(page, '#keys-results a[rel=next]');
   st = await expectPage(page, `21–40 of ${TOTAL}`, 'link', 'link');
   seen.push(...st.names);
   const page2Url = page.url();
   assert.notEqual(new URL(page2Url).search, '', 'the page is in the address');
 
-  await page.click('#keys-results a[rel=next]');
+  await clickAsPerson(page, '#keys-results a[rel=next]');
   st = await expectPage(page, `41–45 of ${TOTAL}`, 'link', 'disabled');
   assert.equal(st.names.length, 5);
   seen.push(...st.names);
@@ -82,10 +82,10 @@ browserTest('Previous and Next walk the pages and are disabled at the ends', { b
   assert.deepEqual(seen, expected);
 
   // And back again.
-  await page.click('#keys-results a[rel=prev]');
+  await clickAsPerson(page, '#keys-results a[rel=prev]');
   st = await expectPage(page, `21–40 of ${TOTAL}`, 'link', 'link');
   assert.deepEqual(st.names, expected.slice(20, 40));
-  await page.click('#keys-results a[rel=prev]');
+  await clickAsPerson(page, '#keys-results a[rel=prev]');
   st = await expectPage(page, `1–20 of ${TOTAL}`, 'disabled', 'link');
   assert.deepEqual(st.names, expected.slice(0, 20));
 
@@ -110,7 +110,7 @@ browserTest('Previous and Next walk the pages and are disabled at the ends', { b
   // 41, 31, 21, 19..10 and 01 match: 14 keys, newest first.
   st = await expectPage(page, '1–10 of 14', 'disabled', 'link');
   assert.deepEqual(st.names.slice(0, 4), ['page-key-41', 'page-key-31', 'page-key-21', 'page-key-19']);
-  await page.click('#keys-results a[rel=next]');
+  await clickAsPerson(page, '#keys-results a[rel=next]');
   st = await expectPage(page, '11–14 of 14', 'link', 'disabled');
   assert.deepEqual(st.names, ['page-key-12', 'page-key-11', 'page-key-10', 'page-key-01']);
   assert.equal(new URL(page.url()).searchParams.get('q'), '1', 'paging keeps the filter');
@@ -118,7 +118,7 @@ browserTest('Previous and Next walk the pages and are disabled at the ends', { b
   // Sorting by name (a column header) starts again at the first page.
   await page.fill('#key-filter', '');
   await expectPage(page, `1–10 of ${TOTAL}`, 'disabled', 'link');
-  await page.click('#keys-results th a.sort-link:has-text("Name")');
+  await clickAsPerson(page, '#keys-results th a.sort-link:has-text("Name")');
   st = await eventually(async () => {
     const x = await pageState(page);
     assert.equal(x.names[0], 'page-key-01');

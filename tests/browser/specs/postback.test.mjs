@@ -6,7 +6,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startServer } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 import { createChannel, createKey } from '../lib/app.mjs';
 
 let server;
@@ -34,7 +34,7 @@ after(async () => {
 async function clickVisible(locator) {
   await locator.waitFor({ state: 'visible' });
   assert.ok(await locator.isVisible(), 'the button is visible before it is clicked');
-  await locator.click();
+  await clickAsPerson(locator.page(), locator);
 }
 
 browserTest('send a test event, resend a delivery and roll the signing secret from the key page', {
@@ -72,6 +72,8 @@ browserTest('send a test event, resend a delivery and roll the signing secret fr
   await clickVisible(page.locator('#key-saved'));
   await clickVisible(close);
   await page.waitForURL(new RegExp(`/keys/${keyId}`));
+  // (A person's click does not wait for what it starts: wait for the dialog to go.)
+  await page.locator('#revealed-secret').waitFor({ state: 'detached' });
   assert.ok(!(await page.content()).includes(secret.slice(6)), 'the secret is not shown again');
   await page.locator('text=the previous secret also signs until').waitFor();
   await clickVisible(page.locator('#send-test-event'));

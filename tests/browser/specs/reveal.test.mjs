@@ -5,7 +5,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.mjs';
-import { browserTest, eventually } from '../lib/browser.mjs';
+import { browserTest, eventually, clickAsPerson } from '../lib/browser.mjs';
 
 let server;
 before(async () => { server = await startServer(); });
@@ -21,19 +21,19 @@ browserTest('a new key is revealed once, copied, acknowledged and never shown ag
   await s.login();
 
   // A channel, made through the "+ New channel" dialog.
-  await page.click('text=+ New channel');
+  await clickAsPerson(page, 'text=+ New channel');
   const channelDialog = page.locator('dialog[open]');
   await channelDialog.waitFor();
   assert.equal(await page.evaluate(() => document.activeElement.id), 'channel-name', 'the name field has focus');
   await page.fill('#channel-name', 'Payments');
-  await channelDialog.locator('button[type=submit]').click();
+  await clickAsPerson(page, channelDialog.locator('button[type=submit]'));
   await channelDialog.waitFor({ state: 'detached' });
   await page.locator('.toast-success', { hasText: 'Channel "Payments" created.' }).waitFor();
   const row = page.locator('#channels-table tr', { hasText: 'Payments' });
   assert.equal((await row.locator('td[data-label=Keys]').textContent()).trim(), '0');
 
   // Its keys open as a large dialog over the Channels page.
-  await row.locator('text=API Keys').click();
+  await clickAsPerson(page, row.locator('text=API Keys'));
   const keysDialog = page.locator('dialog.modal-wide[open]');
   await keysDialog.waitFor();
   assert.match(await keysDialog.locator('#keys-title').textContent(), /API Keys\s*·\s*Payments/);
@@ -41,7 +41,7 @@ browserTest('a new key is revealed once, copied, acknowledged and never shown ag
   assert.match(page.url(), /\/channels$/, 'opening the dialog does not change the address');
 
   // Generate.
-  await keysDialog.locator('#keys-stats >> text=+ Generate API Key').click();
+  await clickAsPerson(page, keysDialog.locator('#keys-stats >> text=+ Generate API Key'));
   const form = page.locator('#modal-stack dialog[open] #key-form');
   await form.waitFor();
   assert.equal(await page.textContent('#modal-stack #stack-modal-title'), 'Generate API key');
@@ -51,7 +51,7 @@ browserTest('a new key is revealed once, copied, acknowledged and never shown ag
   await form.locator('input[name=scopes][value="keys:read"]').check();
   const [response] = await Promise.all([
     page.waitForResponse((r) => r.request().method() === 'POST' && /\/channels\/\d+\/keys$/.test(r.url())),
-    form.locator('button[name=save]').click(),
+    clickAsPerson(page, form.locator('button[name=save]')),
   ]);
   assert.equal(response.status(), 200);
   assert.equal(response.headers()['cache-control'], 'no-store', 'the reveal response must not be cached');
@@ -73,12 +73,12 @@ browserTest('a new key is revealed once, copied, acknowledged and never shown ag
   await page.keyboard.press('Escape');
   await page.waitForTimeout(200);
   assert.equal(await reveal.count(), 1, 'Escape does not close an unacknowledged reveal');
-  await page.click('#reveal-close', { force: true }).catch(() => {});
+  await clickAsPerson(page, '#reveal-close', { force: true }).catch(() => {});
   assert.equal(await reveal.count(), 1, 'clicking the disabled Close does nothing');
 
   // Copy puts the key on the clipboard.
   await page.evaluate(() => navigator.clipboard.writeText('something else'));
-  await page.click('[data-copy-target=revealed-key]');
+  await clickAsPerson(page, '[data-copy-target=revealed-key]');
   await eventually(async () => (await page.textContent('[data-copy-target=revealed-key]')).trim() === 'Copied');
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key, 'the clipboard holds the key');
 
@@ -88,7 +88,7 @@ browserTest('a new key is revealed once, copied, acknowledged and never shown ag
   await page.uncheck('#key-saved');
   assert.equal(await page.isDisabled('#reveal-close'), true);
   await page.check('#key-saved');
-  await page.click('#reveal-close');
+  await clickAsPerson(page, '#reveal-close');
   await reveal.waitFor({ state: 'detached' });
 
   // Back in the keys dialog: the new row, obfuscated; the key is nowhere in the page.

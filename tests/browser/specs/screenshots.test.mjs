@@ -42,7 +42,7 @@ async function seed(page) {
   await createKeys(page, partner, ['acme-prod', 'acme-sandbox']);
   // The plain-form deactivation left a one-time message for the next keys page: take it.
   await page.goto(`/channels/${payments}/keys`);
-  await page.locator('[data-dismiss-toast]').click();
+  await clickAsPerson(page, page.locator('[data-dismiss-toast]'));
   return { payments, partner, made };
 }
 
@@ -68,41 +68,41 @@ browserTest('screenshots of the main screens', { baseURL: () => server.url, time
 
   // The keys dialog over the Channels page.
   await page.goto('/channels');
-  await page.click(`#channel-${payments} >> text=API Keys`);
+  await clickAsPerson(page, `#channel-${payments} >> text=API Keys`);
   await page.locator('dialog.modal-wide[open] #keys-results tbody tr').first().waitFor();
   await s.shot('05-keys-dialog');
 
   // Generate modal, stacked, with field errors, then the reveal.
-  await page.click('dialog.modal-wide #keys-stats >> text=+ Generate API Key');
+  await clickAsPerson(page, 'dialog.modal-wide #keys-stats >> text=+ Generate API Key');
   const modal = page.locator('#modal-stack dialog[open]');
   await modal.locator('#key-form').waitFor();
   await page.fill('#key-name', 'reporting-dashboard');
   await page.fill('#key-description', 'Read-only access for the BI dashboard');
   await modal.locator('input[name=scopes][value="keys:read"]').check();
-  await modal.locator('button[name=add_cidr]').click();
+  await clickAsPerson(page, modal.locator('button[name=add_cidr]'));
   await page.locator('#cidr-0').waitFor();
   await page.fill('#cidr-0', '198.51.100.0/24');
   await s.shot('06-generate-modal');
   await page.fill('#key-postback', 'not a url');
-  await modal.locator('button[name=save]').click();
+  await clickAsPerson(page, modal.locator('button[name=save]'));
   await page.locator('#key-postback-error').waitFor();
   await page.locator('#key-postback').scrollIntoViewIfNeeded();
   await s.shot('07-generate-modal-errors');
   await page.fill('#key-postback', '');
-  await modal.locator('button[name=save]').click();
+  await clickAsPerson(page, modal.locator('button[name=save]'));
   await modal.locator('#revealed-key').waitFor();
-  await page.click('[data-copy-target=revealed-key]');
+  await clickAsPerson(page, '[data-copy-target=revealed-key]');
   await eventually(async () => (await page.textContent('[data-copy-target=revealed-key]')).trim() === 'Copied');
   await s.shot('08-reveal-modal');
   await page.check('#key-saved');
-  await page.click('#reveal-close');
+  await clickAsPerson(page, '#reveal-close');
   await modal.waitFor({ state: 'detached' });
 
   // A success toast over the keys dialog.
-  await page.click(`dialog.modal-wide tr#key-${made[1].keyId} >> text=Deactivate`);
+  await clickAsPerson(page, `dialog.modal-wide tr#key-${made[1].keyId} >> text=Deactivate`);
   await modal.locator('form.confirm').waitFor();
   await s.shot('09-confirm-deactivate');
-  await modal.locator('button[type=submit]').click();
+  await clickAsPerson(page, modal.locator('button[type=submit]'));
   await page.locator('.toast-success').waitFor();
   await s.shot('10-toast-over-dialog');
   await page.keyboard.press('Escape');
@@ -135,20 +135,20 @@ browserTest('screenshots of the main screens', { baseURL: () => server.url, time
   await s.shot('14-keys-phone-375', { fullPage: true });
   await s.axe('the keys page at 375px');
   await s.shot('15-keys-phone-375-top');
-  await page.click('#keys-stats >> text=+ Generate API Key');
+  await clickAsPerson(page, '#keys-stats >> text=+ Generate API Key');
   await modal.locator('#key-form').waitFor();
   await s.shot('16-generate-phone-375');
   await page.fill('#key-name', 'phone-key');
-  await modal.locator('button[name=save]').click();
+  await clickAsPerson(page, modal.locator('button[name=save]'));
   await modal.locator('#revealed-key').waitFor();
   await s.shot('17-reveal-phone-375');
   await page.check('#key-saved');
-  await page.click('#reveal-close');
+  await clickAsPerson(page, '#reveal-close');
   await page.goto('/channels');
   await assertNoHorizontalOverflow(page, 'channels page at 375px');
   await s.shot('18-channels-phone-375', { fullPage: true });
   await s.axe('the channels page at 375px');
-  await page.click(`#channel-${payments} >> text=API Keys`);
+  await clickAsPerson(page, `#channel-${payments} >> text=API Keys`);
   await page.locator('dialog.modal-wide[open] #keys-results tbody tr').first().waitFor();
   await s.shot('19-keys-dialog-phone-375');
   await page.keyboard.press('Escape');
