@@ -59,7 +59,14 @@ pub async fn channel(state: &AppState, actor: &Actor, id: i64) -> AppResult<Chan
 pub async fn find(state: &AppState, actor: &Actor, key_id: String) -> AppResult<(ApiKey, Channel)> {
     may_view(actor)?;
     let actor = actor.clone();
-    read(state, move |c| load_key(c, &actor, &key_id, false)).await
+    // One joined query: the API's `GET /keys/{id}` is a read path worth its own index walk.
+    let (key, channel) = read(state, move |c| {
+        Ok(keys::find_with_channel_by_key_id(c, &key_id)?)
+    })
+    .await?
+    .ok_or(Error::NotFound)?;
+    actor.reach(&channel)?;
+    Ok((key, channel))
 }
 
 /// A name for a new key that is free in the channel: "Key 3" for the third, or the

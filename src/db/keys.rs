@@ -103,6 +103,19 @@ pub fn find_by_key_id(conn: &mut DbConnection, key_id: &str) -> DbResult<Option<
         .optional()?)
 }
 
+/// A key and its channel by key id, in one indexed query (the API's read path).
+pub fn find_with_channel_by_key_id(
+    conn: &mut DbConnection,
+    key_id: &str,
+) -> DbResult<Option<(ApiKey, super::channels::Channel)>> {
+    Ok(api_keys::table
+        .inner_join(channels::table)
+        .filter(api_keys::key_id.eq(key_id))
+        .select((ApiKey::as_select(), super::channels::Channel::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
 /// A key and its channel, by the key's hash (what verification caches).
 pub fn find_with_channel(
     conn: &mut DbConnection,
