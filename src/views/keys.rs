@@ -202,7 +202,7 @@ impl KeysResults {
             ("Name", Sort::Name),
             ("Created", Sort::Created),
             ("Last used", Sort::LastUsed),
-            ("Requests 24 h / 30 d", Sort::Uses),
+            ("requests 24 h / 30 d", Sort::Uses),
             ("Expires", Sort::Expires),
         ]
         .into_iter()

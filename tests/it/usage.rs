@@ -344,7 +344,7 @@ async fn charts_figures_sorting_and_idle_checks_come_from_rollups_alone() {
     assert!(list.body.contains("aria-sort=\"descending\""));
     assert!(
         list.body
-            .contains("1500 <span class=\"muted\">/ 5500</span>")
+            .contains("1500 <span class=\"muted\">/ 5500 requests</span>")
     );
     let asc = admin
         .get(&format!("/channels/{cid}/keys?sort=uses&dir=asc"))
