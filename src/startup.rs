@@ -92,8 +92,6 @@ impl Application {
             sealer,
             postback_wake: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_checks)),
-            password_checks_total: password_checks,
-            password_rest: Arc::default(),
             imports: Arc::default(),
             clock: Default::default(),
         });

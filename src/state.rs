@@ -29,10 +29,6 @@ pub struct AppState {
     /// Caps password hashing and checking (argon2) at one per core, so a login flood
     /// queues here instead of taking every core and thread (`app::passwords`).
     pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// How many password checks may run at once (the semaphore's size).
-    pub password_checks_total: usize,
-    /// Until when the next password check rests (see `app::passwords`).
-    pub password_rest: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// Whether imported keys exist (verification of other formats: `imported`).
     pub imports: Arc<crate::imported::ImportIndex>,
     /// What background work takes as "now" (a manual clock in tests).
@@ -80,8 +76,6 @@ impl AppState {
             metrics: Arc::default(),
             postback_wake: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(1)),
-            password_checks_total: 1,
-            password_rest: Arc::default(),
             imports: Arc::default(),
             clock,
         }

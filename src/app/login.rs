@@ -110,7 +110,7 @@ pub async fn login(
     };
     // (2) argon2, holding no connection.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = passwords::verify(state, &turn, plain, stored).await?;
+    let matches = passwords::verify(&turn, plain, stored).await?;
     // (3) The outcome and its audit line.
     let user = match user {
         Some(u) if matches && !u.disabled => u,
