@@ -14,11 +14,12 @@ use crate::db::channels::Channel;
 use crate::db::keys::ApiKey;
 use crate::db::users::User;
 use crate::db::{DbConnection, DbResult, outbox};
-use crate::domain::clock::{format_time, iso_time};
+use crate::domain::clock::format_time;
 use crate::domain::role::Role;
 use crate::domain::secret::random_base62;
 
 use super::key_text::{describe, diff, exported, imported, leaked};
+use super::postback_entry;
 
 /// Everything that can happen, with what the audit line and the event need.
 pub enum Event<'a> {
@@ -196,7 +197,7 @@ impl Recorder {
         }
         if let Some((key, channel, event_type)) = event.postback() {
             if let Some(url) = &key.postback_url {
-                let mut payload = postback_payload(key, channel, event_type);
+                let mut payload = postback_entry::payload(key, channel, event_type);
                 if let Event::KeyExpiring { days_left, .. } = &event {
                     payload["data"]["days_left"] = (*days_left).into();
                 }
@@ -209,7 +210,7 @@ impl Recorder {
                         url,
                         payload: &payload,
                         msg_id: &format!("msg_{}", random_base62(27)),
-                        host: &receiver_host(url),
+                        host: &postback_entry::receiver_host(url),
                     },
                 )?;
                 self.queued = true;
@@ -489,39 +490,6 @@ impl<'a> Event<'a> {
             _ => return None,
         })
     }
-}
-
-/// The Standard Webhooks payload: `{"type", "timestamp", "data"}`; `data` is the key
-/// as the API shows it, never the key itself.
-fn postback_payload(key: &ApiKey, channel: &str, event_type: &str) -> serde_json::Value {
-    let now = crate::db::now();
-    serde_json::json!({
-        "type": event_type,
-        "timestamp": iso_time(now),
-        "data": {
-            "key_id": key.key_id,
-            "name": key.name,
-            "channel_id": key.channel_id,
-            "channel": channel,
-            "enabled": key.enabled,
-            "status": key.status(now).as_str(),
-            "scopes": key.scope_list(),
-            "expires_at": key.expires_at.map(iso_time),
-            "roll_ends_at": key.roll_ends_at.map(iso_time),
-            "rolled_to_key_id": key.rolled_to_key_id,
-        }
-    })
-}
-
-/// `host:port` of a receiver: the unit of the per-host cap on concurrent deliveries.
-fn receiver_host(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.to_ascii_lowercase();
-            Some(format!("{host}:{}", u.port_or_known_default().unwrap_or(0)))
-        })
-        .unwrap_or_default()
 }
 
 fn limit_text(limit: Option<i64>) -> String {

@@ -26,6 +26,7 @@ pub mod notices;
 pub mod passwords;
 pub mod policy;
 pub mod postback;
+mod postback_entry;
 pub mod roll;
 pub mod run;
 pub mod signing;

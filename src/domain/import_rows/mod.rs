@@ -8,8 +8,13 @@
 //! commas; JSON: arrays; `allowed_cidrs` is accepted too), and exactly one of `sha256`
 //! or `sha512`: the hex digest of the existing key's plaintext.
 
-use serde_json::Value;
 use time::PrimitiveDateTime;
+
+mod json;
+mod row;
+
+use row::split_list;
+pub use row::{RawRow, RowError};
 
 use crate::domain::csv;
 use crate::domain::imported::{Algorithm, ImportDigest};
@@ -51,49 +56,6 @@ impl Format {
     }
 }
 
-/// One problem of the file: the line it is on (1 = the first line), which key of the
-/// file it concerns (`item`, 1 = the first key; 0 = the file as a whole: compact JSON
-/// has every key on line 1), the column or field (`file` for the file as a whole), and
-/// what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RowError {
-    pub line: usize,
-    pub item: usize,
-    pub field: String,
-    pub message: String,
-}
-
-impl RowError {
-    pub fn new(line: usize, field: &str, message: impl Into<String>) -> Self {
-        RowError {
-            line,
-            item: 0,
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    /// The same problem, about the `item`th key of the file.
-    pub fn at(mut self, item: usize) -> Self {
-        self.item = item;
-        self
-    }
-}
-
-/// A row as read, before checking.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawRow {
-    pub line: usize,
-    pub item: usize,
-    pub name: String,
-    pub description: String,
-    pub expires_at: String,
-    pub scopes: Vec<String>,
-    pub cidrs: Vec<String>,
-    pub sha256: Option<String>,
-    pub sha512: Option<String>,
-}
-
 /// A good row: what to store.
 #[derive(Debug, Clone)]
 pub struct ImportRow {
@@ -107,7 +69,7 @@ pub struct ImportRow {
 pub fn read(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
     let text = text.trim_start_matches('\u{feff}');
     let rows = match Format::detect(text) {
-        Format::Json => read_json(text)?,
+        Format::Json => json::read_json(text)?,
         Format::Csv => read_csv(text)?,
     };
     if rows.is_empty() {
@@ -224,14 +186,6 @@ pub fn check(
     }
 }
 
-/// `a b,c` → `[a, b, c]`.
-fn split_list(cell: &str) -> Vec<String> {
-    cell.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 fn read_csv(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
     let records =
         csv::records(text).map_err(|(line, message)| vec![RowError::new(line, "file", message)])?;
@@ -303,129 +257,6 @@ fn read_csv(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
                 "sha256" if !value.trim().is_empty() => row.sha256 = Some(value),
                 "sha512" if !value.trim().is_empty() => row.sha512 = Some(value),
                 _ => {}
-            }
-        }
-        rows.push(row);
-    }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
-    }
-}
-
-/// Where each element of a top-level JSON array starts, as line numbers.
-fn element_lines(text: &str) -> Vec<usize> {
-    let mut lines = Vec::new();
-    let (mut line, mut depth) = (1, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    let mut expecting = false;
-    for c in text.chars() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                '\n' => line += 1,
-                _ => {}
-            }
-            continue;
-        }
-        if c == '\n' {
-            line += 1;
-            continue;
-        }
-        if c.is_whitespace() {
-            continue;
-        }
-        if depth == 1 && expecting && c != ']' {
-            lines.push(line);
-            expecting = false;
-        }
-        match c {
-            '"' => in_string = true,
-            '[' | '{' => {
-                depth += 1;
-                if depth == 1 {
-                    expecting = true;
-                }
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            ',' if depth == 1 => expecting = true,
-            _ => {}
-        }
-    }
-    lines
-}
-
-fn read_json(text: &str) -> Result<Vec<RawRow>, Vec<RowError>> {
-    let items: Vec<Value> = serde_json::from_str(text).map_err(|e| {
-        vec![RowError::new(
-            e.line().max(1),
-            "file",
-            format!(
-                "This is not a JSON array of objects ({}, column {}).",
-                match e.classify() {
-                    serde_json::error::Category::Data => "an element is not an object",
-                    serde_json::error::Category::Eof => "the text ends too early",
-                    _ => "invalid JSON",
-                },
-                e.column()
-            ),
-        )]
-    })?;
-    let lines = element_lines(text);
-    let mut rows = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for (i, value) in items.into_iter().enumerate() {
-        let (line, item) = (lines.get(i).copied().unwrap_or(1), i + 1);
-        let Value::Object(fields) = value else {
-            errors.push(RowError::new(line, "file", "Each key must be a JSON object.").at(item));
-            continue;
-        };
-        let mut row = RawRow {
-            line,
-            item,
-            ..RawRow::default()
-        };
-        for (field, value) in fields {
-            let text = |v: &Value| -> Result<String, String> {
-                match v {
-                    Value::String(s) => Ok(s.clone()),
-                    Value::Null => Ok(String::new()),
-                    _ => Err("Give a string.".into()),
-                }
-            };
-            let list = |v: &Value| -> Result<Vec<String>, String> {
-                match v {
-                    Value::Array(items) => items
-                        .iter()
-                        .map(|i| match i {
-                            Value::String(s) => Ok(s.clone()),
-                            _ => Err("Give an array of strings.".to_owned()),
-                        })
-                        .collect(),
-                    Value::String(s) => Ok(split_list(s)),
-                    Value::Null => Ok(Vec::new()),
-                    _ => Err("Give an array of strings.".into()),
-                }
-            };
-            let result = match field.as_str() {
-                "name" => text(&value).map(|v| row.name = v),
-                "description" => text(&value).map(|v| row.description = v),
-                "expires_at" => text(&value).map(|v| row.expires_at = v),
-                "scopes" => list(&value).map(|v| row.scopes = v),
-                "cidrs" | "allowed_cidrs" => list(&value).map(|v| row.cidrs.extend(v)),
-                "sha256" => text(&value).map(|v| row.sha256 = Some(v).filter(|s| !s.is_empty())),
-                "sha512" => text(&value).map(|v| row.sha512 = Some(v).filter(|s| !s.is_empty())),
-                other => Err(format!(
-                    "Unknown field \"{}\".",
-                    other.chars().take(40).collect::<String>()
-                )),
-            };
-            if let Err(m) = result {
-                let shown: String = field.chars().take(40).collect();
-                errors.push(RowError::new(line, &shown, m).at(item));
             }
         }
         rows.push(row);
