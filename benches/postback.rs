@@ -182,6 +182,7 @@ async fn main() -> Res<()> {
             postback_url: Some(format!("http://127.0.0.1:{port}/hook")),
             off_the_record: false,
             enabled: true,
+            ..KeySettings::default()
         };
         let key = keys::insert(
             &mut conn,

@@ -64,6 +64,22 @@ pub fn spawn_retention(state: Data<AppState>) {
     });
 }
 
+/// Gives back the credit blocks this instance has not touched for two seconds (another
+/// instance may need them), and frees full rate-limit buckets.
+pub fn spawn_credit_keeper(state: Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(Duration::from_secs(1));
+        loop {
+            ticker.tick().await;
+            let idle = state.credits.take_idle(Duration::from_secs(2));
+            if let Err(e) = app::credits::give_back(&state.pool, idle).await {
+                tracing::warn!(error = %e, "giving back unspent credits failed");
+            }
+            state.limiter.sweep();
+        }
+    });
+}
+
 async fn expiry_and_slots(state: &AppState) {
     match app::notices::queue_expiry_notices(state).await {
         Ok(n) if n > 0 => tracing::info!(events = n, "queued key.expiring events"),

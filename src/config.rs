@@ -228,6 +228,17 @@ pub struct Settings {
         global = true
     )]
     pub expiry_reminder_days: Vec<i64>,
+    /// Redis for rate limits shared by several instances (`redis://127.0.0.1:6379`).
+    /// Without it each instance enforces the limits alone.
+    #[arg(long, env = "LATCHKEY_REDIS_URL", global = true)]
+    pub redis_url: Option<Secret>,
+    /// When Redis cannot answer: `open` lets requests through, `closed` refuses those
+    /// of keys with rate limits.
+    #[arg(long, env = "LATCHKEY_REDIS_FAIL", default_value = "open", value_parser = parse_fail_mode, global = true)]
+    pub redis_fail: crate::ratelimit::FailMode,
+    /// How long a rate-limit check waits for Redis, in milliseconds.
+    #[arg(long, env = "LATCHKEY_REDIS_TIMEOUT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000), global = true)]
+    pub redis_timeout_ms: u64,
     /// Worker threads of the HTTP server (0 = one per core).
     #[arg(long, env = "LATCHKEY_WORKERS", default_value_t = 0, global = true)]
     pub workers: usize,
@@ -286,6 +297,17 @@ impl Settings {
         {
             return Err("LATCHKEY_METRICS_TOKEN must be at least 16 characters".into());
         }
+        if let Some(url) = &self.redis_url {
+            let u = url.expose();
+            if !(u.starts_with("redis://")
+                || u.starts_with("rediss://")
+                || u.starts_with("unix://"))
+            {
+                return Err(
+                    "LATCHKEY_REDIS_URL must start with redis://, rediss:// or unix://".into(),
+                );
+            }
+        }
         if self.db_pool_size == 0 || self.db_pool_size > 1000 {
             return Err("LATCHKEY_DB_POOL_SIZE must be between 1 and 1000".into());
         }
@@ -342,6 +364,11 @@ impl Settings {
         let cli = Cli::parse_from(["latchkey", "--database-url", database_url]);
         cli.settings
     }
+}
+
+fn parse_fail_mode(s: &str) -> Result<crate::ratelimit::FailMode, String> {
+    crate::ratelimit::FailMode::parse(s)
+        .ok_or_else(|| "LATCHKEY_REDIS_FAIL must be open or closed".to_owned())
 }
 
 fn parse_prefix(s: &str) -> Result<String, String> {

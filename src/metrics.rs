@@ -15,7 +15,7 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-const CODES: [Code; 7] = [
+const CODES: [Code; 9] = [
     Code::Valid,
     Code::Malformed,
     Code::NotFound,
@@ -23,6 +23,8 @@ const CODES: [Code; 7] = [
     Code::Expired,
     Code::IpNotAllowed,
     Code::InsufficientScope,
+    Code::RateLimited,
+    Code::UsageExceeded,
 ];
 
 #[derive(Default)]

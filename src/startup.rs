@@ -35,6 +35,7 @@ pub struct Application {
     server: Server,
     pool: Pool,
     usage: Arc<UsageRecorder>,
+    credits: Arc<crate::credits::CreditPool>,
 }
 
 impl Application {
@@ -81,6 +82,25 @@ impl Application {
                 .map_or(1, |n| usize::from(n).saturating_sub(1).max(1)),
             n => n,
         };
+        let limiter = match &settings.redis_url {
+            Some(url) => {
+                let redis = crate::ratelimit::redis::RedisLimiter::new(
+                    url.expose(),
+                    Duration::from_millis(settings.redis_timeout_ms),
+                )
+                .map_err(StartupError::Config)?;
+                crate::ratelimit::Limiter::with_redis(redis, settings.redis_fail)
+            }
+            None => {
+                if settings.database_url.expose().starts_with("postgres") {
+                    tracing::warn!(
+                        "no LATCHKEY_REDIS_URL: each instance enforces rate limits alone; several instances sharing this database need Redis for shared limits"
+                    );
+                }
+                crate::ratelimit::Limiter::default()
+            }
+        };
+        let credits: Arc<crate::credits::CreditPool> = Arc::default();
         let state = web::Data::new(AppState {
             instance: crate::domain::secret::random_token(16),
             pool: pool.clone(),
@@ -94,7 +114,10 @@ impl Application {
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_checks)),
             imports: Arc::default(),
             clock: Default::default(),
+            limiter: Arc::new(limiter),
+            credits: credits.clone(),
         });
+        background::spawn_credit_keeper(state.clone());
         postback::spawn_worker(state.clone(), worker);
         // Expiring keys are looked for every 60 POSTback polls (a minute by default).
         background::spawn_change_poller(state.clone(), Duration::from_millis(500), poll * 60);
@@ -116,6 +139,7 @@ impl Application {
             server: server.run(),
             pool,
             usage,
+            credits,
         })
     }
 
@@ -131,6 +155,11 @@ impl Application {
     /// requests, then writes what is still buffered of the request log.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        let unspent = self.credits.take_idle(Duration::ZERO);
+        match crate::app::credits::give_back(&self.pool, unspent).await {
+            Ok(n) => tracing::info!(credits = n, "unspent credits given back at shutdown"),
+            Err(e) => tracing::error!(error = %e, "unspent credits could not be given back"),
+        }
         match self.usage.flush(&self.pool).await {
             Ok(n) => tracing::info!(rows = n, "request log flushed at shutdown"),
             Err(e) => tracing::error!(error = %e, "request log could not be flushed at shutdown"),

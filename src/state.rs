@@ -33,6 +33,10 @@ pub struct AppState {
     pub imports: Arc<crate::imported::ImportIndex>,
     /// What background work takes as "now" (a manual clock in tests).
     pub clock: crate::domain::clock::Clock,
+    /// Keys' rate limits (in memory, or shared in Redis).
+    pub limiter: Arc<crate::ratelimit::Limiter>,
+    /// Credits this instance has reserved for keys with a credit limit.
+    pub credits: Arc<crate::credits::CreditPool>,
 }
 
 impl AppState {
@@ -78,6 +82,8 @@ impl AppState {
             password_checks: Arc::new(tokio::sync::Semaphore::new(1)),
             imports: Arc::default(),
             clock,
+            limiter: Arc::default(),
+            credits: Arc::default(),
         }
     }
 }

@@ -23,7 +23,9 @@ use crate::db::channels::Channel;
 use crate::db::keys::ApiKey;
 use crate::db::{self, DbResult, Pool};
 use crate::domain::key::KeyHash;
+use crate::domain::limits::RateLimit;
 use crate::domain::status::{KeyStatus, Lifecycle};
+use serde_json::value::RawValue;
 
 /// What verification needs to know about a key.
 #[derive(Debug, Clone)]
@@ -39,6 +41,14 @@ pub struct CachedKey {
     /// Active flag, expiry and rolling grace: what decides its status.
     pub lifecycle: Lifecycle,
     pub off_the_record: bool,
+    /// Rate limits (none: unlimited), checked after the other checks pass.
+    pub rate_limits: Vec<RateLimit>,
+    /// Whether valid verifications spend credits, and the balance epoch last read
+    /// (`credits::CreditPool` voids blocks older than it).
+    pub credit_limited: bool,
+    pub credit_epoch: i64,
+    /// The key's metadata object, handed back as it is stored.
+    pub metadata: Option<Box<RawValue>>,
 }
 
 impl CachedKey {
@@ -53,6 +63,10 @@ impl CachedKey {
                 .collect(),
             scopes: k.scope_list().into_iter().map(str::to_owned).collect(),
             lifecycle: k.lifecycle(),
+            rate_limits: k.limits(),
+            credit_limited: k.credits.is_some(),
+            credit_epoch: k.credit_epoch,
+            metadata: k.metadata.and_then(|m| RawValue::from_string(m).ok()),
             key_id: k.key_id,
             name: k.name,
             channel_id: c.id,
@@ -98,6 +112,8 @@ pub enum Code {
     Expired,
     IpNotAllowed,
     InsufficientScope,
+    RateLimited,
+    UsageExceeded,
 }
 
 impl Code {
@@ -110,6 +126,8 @@ impl Code {
             Code::Expired => "EXPIRED",
             Code::IpNotAllowed => "IP_NOT_ALLOWED",
             Code::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::UsageExceeded => "USAGE_EXCEEDED",
         }
     }
 }
@@ -265,6 +283,10 @@ mod tests {
                 roll_ends_at: None,
             },
             off_the_record: false,
+            rate_limits: Vec::new(),
+            credit_limited: false,
+            credit_epoch: 0,
+            metadata: None,
         }
     }
 

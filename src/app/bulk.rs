@@ -11,7 +11,6 @@
 //! back to its savepoint and reported; the others go ahead.
 
 use diesel::Connection;
-use ipnetwork::IpNetwork;
 use time::PrimitiveDateTime;
 
 use crate::db::channels;
@@ -228,18 +227,8 @@ async fn resolve(
 /// A key's settings with another expiry (what "Set expiry" changes).
 fn with_expiry(k: &ApiKey, expires_at: Option<PrimitiveDateTime>) -> KeySettings {
     KeySettings {
-        name: k.name.clone(),
-        description: k.description.clone(),
         expires_at,
-        scopes: k.scope_list().into_iter().map(str::to_owned).collect(),
-        cidrs: k
-            .cidr_list()
-            .iter()
-            .filter_map(|c| c.parse::<IpNetwork>().ok())
-            .collect(),
-        postback_url: k.postback_url.clone(),
-        off_the_record: k.off_the_record,
-        enabled: k.enabled,
+        ..k.settings()
     }
 }
 

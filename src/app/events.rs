@@ -54,6 +54,13 @@ pub enum Event<'a> {
         new: &'a ApiKey,
         channel: &'a str,
     },
+    /// Credits set, added or subtracted (`what`: "set to 500", "added 100"…).
+    CreditsChanged {
+        before: &'a ApiKey,
+        after: &'a ApiKey,
+        channel: &'a str,
+        what: &'a str,
+    },
     KeyExpiring {
         key: &'a ApiKey,
         channel: &'a str,
@@ -268,6 +275,25 @@ impl<'a> Event<'a> {
                 };
                 key_line("key.update", after, channel, details)
             }
+            Event::CreditsChanged {
+                before,
+                after,
+                channel,
+                what,
+            } => {
+                let f =
+                    |c: Option<i64>| c.map_or_else(|| "unlimited".to_owned(), |c| c.to_string());
+                key_line(
+                    "key.credits",
+                    after,
+                    channel,
+                    format!(
+                        "credits {what}: {} → {}",
+                        f(before.credits),
+                        f(after.credits)
+                    ),
+                )
+            }
             Event::KeyRenamed {
                 before,
                 after,
@@ -461,7 +487,9 @@ impl<'a> Event<'a> {
             | Event::KeyDeleted { key: k, .. }
             | Event::KeyImported { key: k, .. }
             | Event::KeyLeaked { key: k, .. } => vec![key(k)],
-            Event::KeyUpdated { after, .. } | Event::KeyRenamed { after, .. } => vec![key(after)],
+            Event::KeyUpdated { after, .. }
+            | Event::KeyRenamed { after, .. }
+            | Event::CreditsChanged { after, .. } => vec![key(after)],
             Event::PostbackGone { key: k, .. } => vec![key(k)],
             Event::KeyRolled { old, new, .. } => vec![key(old), key(new)],
             // Verification answers carry the channel's name.

@@ -2,6 +2,7 @@
 
 use crate::db::keys::ApiKey;
 use crate::domain::clock::format_time;
+use crate::domain::limits;
 
 /// An imported key: by which digest, and its settings.
 pub(super) fn imported(k: &ApiKey) -> String {
@@ -91,6 +92,29 @@ pub(super) fn diff(a: &ApiKey, b: &ApiKey) -> Vec<String> {
         let f =
             |t: Option<time::PrimitiveDateTime>| t.map_or_else(|| "never".to_owned(), format_time);
         out.push(format!("expiry {} → {}", f(a.expires_at), f(b.expires_at)));
+    }
+    if a.rate_limits != b.rate_limits {
+        let f = |k: &ApiKey| match limits::limits_text(&k.limits()) {
+            t if t.is_empty() => "none".to_owned(),
+            t => t,
+        };
+        out.push(format!("rate limits \"{}\" → \"{}\"", f(a), f(b)));
+    }
+    if a.credits != b.credits || a.credit_epoch != b.credit_epoch {
+        let f = |c: Option<i64>| c.map_or_else(|| "unlimited".to_owned(), |c| c.to_string());
+        out.push(format!("credits {} → {}", f(a.credits), f(b.credits)));
+    }
+    if a.refill() != b.refill() {
+        let f = |k: &ApiKey| {
+            k.refill().map_or_else(
+                || "none".to_owned(),
+                |r| format!("{} to {}", r.period.as_str(), r.amount),
+            )
+        };
+        out.push(format!("refill {} → {}", f(a), f(b)));
+    }
+    if a.metadata != b.metadata {
+        out.push("metadata changed".into());
     }
     out
 }

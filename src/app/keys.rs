@@ -218,7 +218,7 @@ pub fn limit_reached(channel: &Channel, default_limit: i64) -> Error {
 /// What every change of one existing key shares: the person's role and the key's scope,
 /// then, in one transaction, the key locked and within reach, handed to `f` for its own
 /// checks, write and event.
-async fn change_key<T, F>(
+pub(super) async fn change_key<T, F>(
     state: &AppState,
     actor: &Actor,
     key_id: String,

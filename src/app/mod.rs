@@ -14,6 +14,7 @@ pub mod actor;
 pub mod audit;
 pub mod bulk;
 pub mod channels;
+pub mod credits;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -9,6 +9,7 @@
 //! | `TARGET_MORE_POWERFUL` | changing a key that may do more than the caller |
 //! | `ADMIN_SCOPE_REQUIRED` | Off the Record or POSTback changes, rolling or re-activating another key, without `keys:admin` |
 //! | `PERSON_DEACTIVATED` | re-activating a key a person deactivated in the dashboard |
+//! | `LIMIT_ESCALATION` | a key changing its own rate limits, credits or refill |
 //!
 //! Together they mean a key can never create or change a key more powerful than
 //! itself, never widen its own limits, and never undo a person's deactivation.
@@ -173,7 +174,25 @@ pub fn may_update(caller: &CachedKey, target: &ApiKey, new: &KeySettings) -> Res
     if new.enabled && !target.enabled {
         may_activate(caller, target)?;
     }
+    if caller.key_id == target.key_id
+        && (new.rate_limits != target.limits()
+            || new.refill != target.refill()
+            || new.credits != crate::domain::key_settings::CreditsChange::Keep)
+    {
+        may_change_credits(caller, target)?;
+    }
     Ok(())
+}
+
+/// Setting, adding or subtracting credits of `target`: never a key's own.
+pub fn may_change_credits(caller: &CachedKey, target: &ApiKey) -> Result<(), Refusal> {
+    if caller.key_id == target.key_id {
+        return refuse(
+            "LIMIT_ESCALATION",
+            "A key may not change its own rate limits, credits or refill.",
+        );
+    }
+    may_change(caller, target)
 }
 
 /// Rolling the POSTback signing secret of `target`, or sending or resending its events:
@@ -214,6 +233,10 @@ mod tests {
                 roll_ends_at: None,
             },
             off_the_record: false,
+            rate_limits: Vec::new(),
+            credit_limited: false,
+            credit_epoch: 0,
+            metadata: None,
         }
     }
 
@@ -227,6 +250,7 @@ mod tests {
             postback_url: None,
             off_the_record: false,
             enabled: true,
+            ..KeySettings::default()
         }
     }
 

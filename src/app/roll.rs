@@ -14,7 +14,7 @@ use crate::db::keys::{self, ApiKey, NewKey};
 use crate::db::now;
 use crate::domain::grace::Grace;
 use crate::domain::key::PlainKey;
-use crate::domain::key_settings::{KeySettings, NAME_MAX};
+use crate::domain::key_settings::{CreditsChange, KeySettings, NAME_MAX};
 use crate::domain::role::Action;
 use crate::state::AppState;
 
@@ -63,6 +63,10 @@ pub async fn roll(
         if keeps_slot && !keys::reserve_slot(c, channel.id, default_limit)? {
             return Err(limit_reached(&channel, default_limit));
         }
+        // The credit balance moves to the successor: spent by either, never twice.
+        if before.credits.is_some() {
+            crate::db::credits::apply(c, before.id, CreditsChange::Set(0), t)?;
+        }
         let old = keys::mark_rolled(
             c,
             before.id,
@@ -100,20 +104,11 @@ pub async fn roll(
 }
 
 /// The successor's settings: everything of the old key, under its original name.
+/// Its credit balance moves with it (the old key keeps a limit of 0).
 fn copied_settings(old: &ApiKey) -> KeySettings {
     KeySettings {
-        name: old.name.clone(),
-        description: old.description.clone(),
-        expires_at: old.expires_at,
-        scopes: old.scope_list().into_iter().map(str::to_owned).collect(),
-        cidrs: old
-            .cidr_list()
-            .iter()
-            .filter_map(|c| c.parse().ok())
-            .collect(),
-        postback_url: old.postback_url.clone(),
-        off_the_record: old.off_the_record,
-        enabled: old.enabled,
+        credits: old.credits.map_or(CreditsChange::Keep, CreditsChange::Set),
+        ..old.settings()
     }
 }
 

@@ -14,7 +14,8 @@ use time::PrimitiveDateTime;
 use super::schema::{api_keys, channels};
 use super::{DbConnection, DbResult, now};
 use crate::domain::key::{KeyHash, KeyParts};
-use crate::domain::key_settings::KeySettings;
+use crate::domain::key_settings::{CreditsChange, KeySettings};
+use crate::domain::limits::{self, RateLimit, Refill};
 use crate::domain::status::{KeyStatus, Lifecycle};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -54,6 +55,16 @@ pub struct ApiKey {
     pub imported_as: Option<String>,
     /// When a leak report last named this key.
     pub leaked_at: Option<PrimitiveDateTime>,
+    /// Stored rate limits (`domain::limits::stored_limits`).
+    pub rate_limits: String,
+    /// A compact JSON object.
+    pub metadata: Option<String>,
+    /// Credits not reserved by any instance; `None`: no credit limit (`db::credits`).
+    pub credits: Option<i64>,
+    pub credit_epoch: i64,
+    pub refill_period: Option<String>,
+    pub refill_amount: Option<i64>,
+    pub refilled_at: Option<PrimitiveDateTime>,
 }
 
 impl ApiKey {
@@ -77,6 +88,44 @@ impl ApiKey {
         self.lifecycle().status(at)
     }
 
+    pub fn limits(&self) -> Vec<RateLimit> {
+        limits::read_stored_limits(&self.rate_limits)
+    }
+
+    pub fn refill(&self) -> Option<Refill> {
+        Some(Refill {
+            period: limits::Period::parse(self.refill_period.as_deref()?)?,
+            amount: self.refill_amount?,
+        })
+    }
+
+    /// When credits are next refilled.
+    pub fn next_refill(&self, now: PrimitiveDateTime) -> Option<PrimitiveDateTime> {
+        self.refill().map(|r| r.period.next(now))
+    }
+
+    /// The key's current settings (its credit balance left as it is).
+    pub fn settings(&self) -> KeySettings {
+        KeySettings {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            expires_at: self.expires_at,
+            scopes: self.scope_list().into_iter().map(str::to_owned).collect(),
+            cidrs: self
+                .cidr_list()
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+            postback_url: self.postback_url.clone(),
+            off_the_record: self.off_the_record,
+            enabled: self.enabled,
+            rate_limits: self.limits(),
+            credits: CreditsChange::Keep,
+            refill: self.refill(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
     /// The key's settings as form/API input, for editing.
     pub fn as_input(&self) -> crate::domain::key_settings::KeyInput {
         crate::domain::key_settings::KeyInput {
@@ -91,6 +140,18 @@ impl ApiKey {
             postback_url: self.postback_url.clone().unwrap_or_default(),
             off_the_record: self.off_the_record,
             enabled: self.enabled,
+            rate_limits: limits::limits_text(&self.limits()),
+            credits: self.credits.map(|c| c.to_string()).unwrap_or_default(),
+            credits_was: Some(self.credits.map(|c| c.to_string()).unwrap_or_default()),
+            refill: self
+                .refill()
+                .map(|r| r.period.as_str().to_owned())
+                .unwrap_or_default(),
+            refill_amount: self
+                .refill_amount
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            metadata: limits::metadata_text(self.metadata.as_deref()),
         }
     }
 }
@@ -218,6 +279,10 @@ struct SettingsColumns<'a> {
     off_the_record: bool,
     enabled: bool,
     expires_at: Option<PrimitiveDateTime>,
+    rate_limits: String,
+    metadata: Option<&'a str>,
+    refill_period: Option<&'static str>,
+    refill_amount: Option<i64>,
 }
 
 impl<'a> SettingsColumns<'a> {
@@ -232,6 +297,10 @@ impl<'a> SettingsColumns<'a> {
             off_the_record: s.off_the_record,
             enabled: s.enabled,
             expires_at: s.expires_at,
+            rate_limits: limits::stored_limits(&s.rate_limits),
+            metadata: s.metadata.as_deref(),
+            refill_period: s.refill.map(|r| r.period.as_str()),
+            refill_amount: s.refill.map(|r| r.amount),
         }
     }
 }
@@ -254,6 +323,11 @@ pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> DbResult<ApiKey> {
             api_keys::last_used_order.eq(0),
             api_keys::deactivated_by_person.eq(new.deactivated_by_person),
             api_keys::holds_slot.eq(true),
+            api_keys::credits.eq(match new.settings.credits {
+                CreditsChange::Set(n) => Some(n),
+                CreditsChange::Keep | CreditsChange::Unlimited => None,
+            }),
+            api_keys::refilled_at.eq(Some(t)),
         ))
         .returning(api_keys::all_columns)
         .get_result(conn)?)
@@ -312,6 +386,7 @@ pub fn update_settings(
             .set(api_keys::postback_gone_at.eq(None::<PrimitiveDateTime>))
             .execute(conn)?;
     }
+    super::credits::apply(conn, id, s.credits, now())?;
     Ok(diesel::update(api_keys::table.find(id))
         .set((
             SettingsColumns::of(s),

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod changes;
 pub mod channels;
+pub mod credits;
 pub mod imports;
 pub mod key_list;
 pub mod keys;

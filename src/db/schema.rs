@@ -76,6 +76,13 @@ diesel::table! {
         uses_30d -> BigInt,
         imported_as -> Nullable<Text>,
         leaked_at -> Nullable<Timestamp>,
+        rate_limits -> Text,
+        metadata -> Nullable<Text>,
+        credits -> Nullable<BigInt>,
+        credit_epoch -> BigInt,
+        refill_period -> Nullable<Text>,
+        refill_amount -> Nullable<BigInt>,
+        refilled_at -> Nullable<Timestamp>,
     }
 }
 

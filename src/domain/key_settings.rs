@@ -6,6 +6,9 @@
 use ipnetwork::IpNetwork;
 use time::PrimitiveDateTime;
 
+use crate::domain::limits::{
+    RateLimit, Refill, parse_credits, parse_limits, parse_metadata, parse_refill,
+};
 use crate::domain::receiver::Policy;
 use time::macros::format_description;
 
@@ -25,10 +28,34 @@ pub struct KeyInput {
     pub postback_url: String,
     pub off_the_record: bool,
     pub enabled: bool,
+    /// "100/second, 10000/day" (empty: no limit).
+    pub rate_limits: String,
+    /// Remaining credits (empty: no credit limit).
+    pub credits: String,
+    /// What the edit form showed as remaining credits: an unchanged figure leaves the
+    /// balance alone (it may have been spent meanwhile). `None` when creating.
+    pub credits_was: Option<String>,
+    /// "", "daily" or "monthly", and the amount credits are refilled to.
+    pub refill: String,
+    pub refill_amount: String,
+    /// A JSON object (empty: none).
+    pub metadata: String,
+}
+
+/// What to do with a key's credit balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CreditsChange {
+    /// Leave the balance as it is.
+    #[default]
+    Keep,
+    /// No credit limit.
+    Unlimited,
+    /// Set the remaining credits to this.
+    Set(i64),
 }
 
 /// Valid settings, ready to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeySettings {
     pub name: String,
     pub description: Option<String>,
@@ -40,6 +67,12 @@ pub struct KeySettings {
     pub postback_url: Option<String>,
     pub off_the_record: bool,
     pub enabled: bool,
+    /// Sorted by window, at most one per window.
+    pub rate_limits: Vec<RateLimit>,
+    pub credits: CreditsChange,
+    pub refill: Option<Refill>,
+    /// Compact JSON object.
+    pub metadata: Option<String>,
 }
 
 impl KeySettings {
@@ -65,6 +98,11 @@ pub struct KeyErrors {
     pub scopes: Option<String>,
     pub cidrs: Vec<Option<String>>,
     pub postback_url: Option<String>,
+    pub rate_limits: Option<String>,
+    pub credits: Option<String>,
+    pub refill: Option<String>,
+    pub refill_amount: Option<String>,
+    pub metadata: Option<String>,
 }
 
 impl KeyErrors {
@@ -75,6 +113,11 @@ impl KeyErrors {
             && self.scopes.is_none()
             && self.cidrs.iter().all(Option::is_none)
             && self.postback_url.is_none()
+            && self.rate_limits.is_none()
+            && self.credits.is_none()
+            && self.refill.is_none()
+            && self.refill_amount.is_none()
+            && self.metadata.is_none()
     }
 
     pub fn cidr(&self, i: usize) -> Option<&str> {
@@ -94,6 +137,11 @@ impl KeyErrors {
         push("expires_at", &self.expires_at);
         push("scopes", &self.scopes);
         push("postback_url", &self.postback_url);
+        push("rate_limits", &self.rate_limits);
+        push("credits", &self.credits);
+        push("refill", &self.refill);
+        push("refill.amount", &self.refill_amount);
+        push("metadata", &self.metadata);
         for (i, e) in self.cidrs.iter().enumerate() {
             if let Some(m) = e {
                 out.push((format!("allowed_cidrs[{i}]"), m.clone()));
@@ -164,9 +212,41 @@ impl KeyInput {
         let postback_url = parse_postback_url(&self.postback_url, receivers)
             .map_err(|e| errors.postback_url = Some(e))
             .ok();
+        let rate_limits = parse_limits(&self.rate_limits)
+            .map_err(|e| errors.rate_limits = Some(e))
+            .ok();
+        let credits = match parse_credits(&self.credits) {
+            Err(e) => {
+                errors.credits = Some(e);
+                None
+            }
+            Ok(_) if self.credits_was.as_deref().map(str::trim) == Some(self.credits.trim()) => {
+                Some(CreditsChange::Keep)
+            }
+            Ok(None) => Some(CreditsChange::Unlimited),
+            Ok(Some(n)) => Some(CreditsChange::Set(n)),
+        };
+        let refill = parse_refill(&self.refill, &self.refill_amount)
+            .map_err(|(p, a)| {
+                errors.refill = p;
+                errors.refill_amount = a;
+            })
+            .ok();
+        if matches!(refill, Some(Some(_))) && self.credits.trim().is_empty() {
+            errors.credits =
+                Some("A refill needs a credit limit: enter the remaining credits.".into());
+        }
+        let metadata = parse_metadata(&self.metadata)
+            .map_err(|e| errors.metadata = Some(e))
+            .ok();
         if !errors.is_empty() {
             return Err(errors);
         }
+        let (Some(rate_limits), Some(credits), Some(refill), Some(metadata)) =
+            (rate_limits, credits, refill, metadata)
+        else {
+            return Err(errors);
+        };
         match (name, description, expires_at, scopes, postback_url) {
             (Some(name), Some(description), Some(expires_at), Some(scopes), Some(postback_url)) => {
                 Ok(KeySettings {
@@ -178,6 +258,10 @@ impl KeyInput {
                     postback_url,
                     off_the_record: self.off_the_record,
                     enabled: self.enabled,
+                    rate_limits,
+                    credits,
+                    refill,
+                    metadata,
                 })
             }
             _ => Err(errors),

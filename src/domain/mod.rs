@@ -8,6 +8,7 @@ pub mod imported;
 pub mod key;
 pub mod key_settings;
 pub mod leak_report;
+pub mod limits;
 pub mod list;
 pub mod names;
 pub mod password;

@@ -5,11 +5,16 @@ use diesel::connection::SimpleConnection;
 use crate::db;
 use crate::state::AppState;
 
-/// 200 when the database answers, 503 otherwise.
+/// 200 when the database answers, 503 otherwise. `redis` says whether the rate-limit
+/// store is in use and answering ("off", "up", "down"): Redis down degrades rate
+/// limits to the fail mode but does not make the instance unhealthy.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let ok = db::run(&state.pool, |c| Ok(c.batch_execute("SELECT 1")?)).await;
     match ok {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({
+            "status": "ok",
+            "redis": state.limiter.redis_health(),
+        })),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable"}))
@@ -87,6 +92,20 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             "latchkey_request_log_buffered",
             "Request-log lines not yet written.",
             state.usage.pending() as f64,
+        ),
+        (
+            "latchkey_redis_up",
+            "1 when Redis answers rate-limit checks, 0 when it does not, -1 when unused.",
+            match state.limiter.redis_health() {
+                "up" => 1.0,
+                "down" => 0.0,
+                _ => -1.0,
+            },
+        ),
+        (
+            "latchkey_redis_failures_total",
+            "Rate-limit checks Redis failed to answer in time (since start).",
+            state.limiter.redis_failures() as f64,
         ),
         (
             "latchkey_outbox_backlog",

@@ -130,6 +130,10 @@ pub fn api(cfg: &mut web::ServiceConfig) {
         .route("/keys/{key_id}", web::delete().to(api::delete_key))
         .route("/keys/{key_id}/roll", web::post().to(api::roll_key))
         .route(
+            "/keys/{key_id}/credits",
+            web::post().to(api::change_credits),
+        )
+        .route(
             "/keys/{key_id}/postback/secret",
             web::post().to(api::roll_postback_secret),
         )

@@ -19,6 +19,7 @@ mod instances;
 mod keys;
 mod layering;
 mod leaks;
+mod limits;
 mod load;
 mod matrix;
 mod policy;

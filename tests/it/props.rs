@@ -143,10 +143,56 @@ proptest! {
         cidrs in proptest::collection::vec(any::<String>(), 0..4),
         url in any::<String>(),
     ) {
-        let input = KeyInput { name, description, expires_at: expires, scopes, cidrs, postback_url: url, off_the_record: false, enabled: true };
+        let input = KeyInput { name, description, expires_at: expires, scopes, cidrs, postback_url: url, off_the_record: false, enabled: true, ..KeyInput::default() };
         let allowed = vec!["verify".to_owned(), "keys:read".to_owned()];
         match input.parse(&allowed, latchkey::db::now(), None, &Policy::default()) {
             Ok(s) => prop_assert!(s.scopes.iter().all(|x| allowed.contains(x))),
+            Err(e) => prop_assert!(!e.is_empty()),
+        }
+    }
+
+    #[test]
+    fn limits_credits_and_metadata_parse_any_input_without_panicking(
+        limits in prop_oneof![
+            Just("100/second, 10000 per day".to_owned()),
+            "[0-9_]{0,12}(/| per )(s|sec|minute|1h|day|days|fortnight)".prop_map(|s| s),
+            any::<String>(),
+        ],
+        credits in prop_oneof![Just(String::new()), "-?[0-9,_]{0,16}", any::<String>()],
+        was in proptest::option::of("[0-9]{0,4}"),
+        refill in prop_oneof![Just(String::new()), Just("daily".to_owned()), Just("monthly".to_owned()), any::<String>()],
+        amount in prop_oneof![Just(String::new()), "[0-9]{0,14}", any::<String>()],
+        metadata in prop_oneof![
+            Just(String::new()),
+            Just("{\"plan\": \"pro\"}".to_owned()),
+            "\\{\"[a-z]{0,5}\": ?[0-9\\[\\]\"a-z,]{0,40}\\}",
+            any::<String>(),
+        ],
+    ) {
+        let input = KeyInput {
+            name: "k".into(),
+            enabled: true,
+            rate_limits: limits,
+            credits,
+            credits_was: was,
+            refill,
+            refill_amount: amount,
+            metadata,
+            ..KeyInput::default()
+        };
+        match input.parse(&[], latchkey::db::now(), None, &Policy::default()) {
+            Ok(s) => {
+                prop_assert!(s.rate_limits.len() <= latchkey::domain::limits::LIMITS_MAX);
+                prop_assert!(s.rate_limits.iter().all(|l| l.limit >= 1));
+                let ok = s.metadata.as_ref().is_none_or(|m| m.len() <= latchkey::domain::limits::METADATA_MAX && m.starts_with('{'));
+                prop_assert!(ok, "metadata stored as a small object");
+                if let latchkey::domain::key_settings::CreditsChange::Set(n) = s.credits {
+                    prop_assert!(n >= 0);
+                }
+                // What is stored reads back the same.
+                let stored = latchkey::domain::limits::stored_limits(&s.rate_limits);
+                prop_assert_eq!(latchkey::domain::limits::read_stored_limits(&stored), s.rate_limits);
+            }
             Err(e) => prop_assert!(!e.is_empty()),
         }
     }

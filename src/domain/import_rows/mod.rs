@@ -111,6 +111,7 @@ pub fn check(
             postback_url: String::new(),
             off_the_record: false,
             enabled: true,
+            ..KeyInput::default()
         };
         let settings = match input.parse(allowed_scopes, now, None, &Policy::default()) {
             Ok(s) => Some(s),

@@ -16,6 +16,7 @@ use crate::app::{Actor, KeyCaller};
 use crate::domain::key::PlainKey;
 use crate::error::ApiError;
 use crate::net::client_ip;
+use crate::ratelimit::Decision;
 use crate::state::AppState;
 use crate::usage::{Outcome, VERIFY_ROUTE};
 use crate::verification::{self, Code};
@@ -84,6 +85,22 @@ impl FromRequest for ApiCaller {
                 )),
                 other => Some(unauthenticated(other.as_str())),
             };
+            // The calling key's own rate limits bound its use of the API.
+            let mut refused = refused;
+            if refused.is_none() && !key.rate_limits.is_empty() {
+                let decision = state.limiter.check(key.id, &key.rate_limits).await;
+                if !decision.allowed {
+                    refused = Some(ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "RATE_LIMITED",
+                        format!(
+                            "This key's rate limit is reached; try again in {} s.",
+                            decision.retry_after()
+                        ),
+                    ));
+                }
+                req.extensions_mut().insert(RateDecision(decision));
+            }
             // Refused requests are still recorded against the key that tried.
             let caller = KeyCaller { key, ip };
             req.extensions_mut().insert(caller.clone());
@@ -95,15 +112,37 @@ impl FromRequest for ApiCaller {
     }
 }
 
+/// The calling key's rate-limit check, for the response's headers.
+struct RateDecision(Decision);
+
 /// Middleware for `/api/v1`: counts every request made with a known key by its final
 /// status, and logs one raw row for it — except a verification, whose row is the
-/// verified key's (one row per verification).
+/// verified key's (one row per verification). Requests of a key with rate limits carry
+/// `RateLimit-Policy` and `RateLimit`, and `Retry-After` when refused.
 pub async fn record_usage(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<Data<AppState>>().cloned();
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
+    let limited = res
+        .request()
+        .extensions()
+        .get::<RateDecision>()
+        .map(|d| (d.0.headers(), d.0.allowed, d.0.retry_after()));
+    if let Some((headers, allowed, retry)) = limited {
+        let h = res.headers_mut();
+        if let Some((policy, now)) = headers {
+            for (name, value) in [("ratelimit-policy", policy), ("ratelimit", now)] {
+                if let Ok(v) = header::HeaderValue::from_str(&value) {
+                    h.insert(header::HeaderName::from_static(name), v);
+                }
+            }
+        }
+        if !allowed {
+            h.insert(header::RETRY_AFTER, header::HeaderValue::from(retry));
+        }
+    }
     let caller = res.request().extensions().get::<KeyCaller>().cloned();
     if let (Some(caller), Some(state)) = (caller, state) {
         let req = res.request();

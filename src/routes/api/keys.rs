@@ -15,9 +15,11 @@ use crate::domain::clock::iso_time;
 use crate::domain::grace::Grace;
 use crate::domain::key::obfuscate;
 use crate::domain::key_settings::{KeyInput, KeySettings};
+use crate::domain::limits::{RateLimit, Refill};
 use crate::domain::list::{ListParams, ListQuery, Within};
 use crate::error::ApiError;
 use crate::state::AppState;
+use serde_json::value::RawValue;
 
 /// A key as the API shows it (never the key itself).
 #[derive(Serialize)]
@@ -51,6 +53,21 @@ pub struct KeyJson {
     imported_as: Option<String>,
     /// When a leak report last named this key.
     leaked_at: Option<String>,
+    /// `[{"limit": 100, "per": "second"}]`; empty: no rate limit.
+    rate_limits: Vec<RateLimit>,
+    /// `null`: no credit limit.
+    credits: Option<CreditsJson>,
+    /// The key's metadata object.
+    metadata: Option<Box<RawValue>>,
+}
+
+#[derive(Serialize)]
+struct CreditsJson {
+    /// Credits not yet spent nor reserved by an instance (an instance gives back what
+    /// it reserved and did not spend within seconds).
+    remaining: i64,
+    refill: Option<Refill>,
+    next_refill_at: Option<String>,
 }
 
 impl KeyJson {
@@ -79,6 +96,16 @@ impl KeyJson {
             postback_off_at: k.postback_gone_at.map(iso_time),
             imported_as: k.imported_as.clone(),
             leaked_at: k.leaked_at.map(iso_time),
+            rate_limits: k.limits(),
+            credits: k.credits.map(|remaining| CreditsJson {
+                remaining,
+                refill: k.refill(),
+                next_refill_at: k.next_refill(crate::db::now()).map(iso_time),
+            }),
+            metadata: k
+                .metadata
+                .as_deref()
+                .and_then(|m| RawValue::from_string(m.to_owned()).ok()),
         }
     }
 }
@@ -137,6 +164,17 @@ pub struct KeyBody {
     postback_url: Option<String>,
     off_the_record: Option<bool>,
     enabled: Option<bool>,
+    /// `[{"limit": 100, "per": "second"}]`.
+    rate_limits: Option<serde_json::Value>,
+    /// Remaining credits; `null`: no credit limit.
+    #[serde(default, deserialize_with = "super::limits::present")]
+    credits: Option<serde_json::Value>,
+    /// `{"interval": "daily" | "monthly", "amount": 1000}`; `null`: no refill.
+    #[serde(default, deserialize_with = "super::limits::present")]
+    refill: Option<serde_json::Value>,
+    /// A JSON object (at most 4 KB); `null` clears it.
+    #[serde(default, deserialize_with = "super::limits::present")]
+    metadata: Option<serde_json::Value>,
 }
 
 impl KeyBody {
@@ -164,6 +202,37 @@ impl KeyBody {
         }
         if let Some(v) = self.enabled {
             input.enabled = v;
+        }
+        if let Some(v) = self.rate_limits {
+            input.rate_limits = super::limits::limits_text_of(&v);
+        }
+        if let Some(v) = self.credits {
+            input.credits = super::limits::text_of(&v);
+            // Sent: applied even when equal to the balance read a moment ago.
+            input.credits_was = None;
+        }
+        if let Some(v) = self.refill {
+            match &v {
+                serde_json::Value::Null => {
+                    input.refill.clear();
+                    input.refill_amount.clear();
+                }
+                serde_json::Value::Object(o) => {
+                    input.refill = o
+                        .get("interval")
+                        .and_then(|i| i.as_str())
+                        .unwrap_or("?")
+                        .to_owned();
+                    input.refill_amount = o
+                        .get("amount")
+                        .map(super::limits::text_of)
+                        .unwrap_or_default();
+                }
+                _ => input.refill = "?".into(),
+            }
+        }
+        if let Some(v) = self.metadata {
+            input.metadata = super::limits::text_of(&v);
         }
         input
     }

@@ -6,6 +6,7 @@ mod caller;
 mod errors;
 mod keys;
 mod leaks;
+mod limits;
 mod transfer;
 mod verify;
 
@@ -16,6 +17,7 @@ pub use keys::{
     send_postback_test, set_active, update_key,
 };
 pub use leaks::report_leaks;
+pub use limits::change_credits;
 pub use transfer::{export_keys, import_keys};
 pub use verify::verify_key;
 

@@ -1,0 +1,92 @@
+//! Credits over the API (`POST /api/v1/keys/{key_id}/credits`), and reading the
+//! limit fields of key bodies.
+
+use actix_web::HttpResponse;
+use actix_web::web::{Data, Json, Path};
+use serde::Deserialize;
+
+use super::caller::ApiCaller;
+use super::keys::KeyJson;
+use crate::app::credits::CreditOp;
+use crate::domain::limits::CREDITS_MAX;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A field that is present (even as `null`) is `Some`, so `null` can clear it.
+pub fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// JSON values as the text a form would carry; anything of the wrong shape becomes
+/// text the parser refuses with the field's message.
+pub fn text_of(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) if s.trim().is_empty() => "\"\"".into(),
+        other => other.to_string(),
+    }
+}
+
+pub fn limits_text_of(v: &serde_json::Value) -> String {
+    let Some(items) = v.as_array() else {
+        return if v.is_null() {
+            String::new()
+        } else {
+            "?".into()
+        };
+    };
+    items
+        .iter()
+        .map(|i| match (i.get("limit"), i.get("per")) {
+            (Some(l), Some(serde_json::Value::String(p)))
+                if i.as_object().is_some_and(|o| o.len() == 2) =>
+            {
+                format!("{}/{}", text_of(l), p)
+            }
+            _ => "?".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsBody {
+    /// `set`, `add` or `subtract`.
+    op: String,
+    /// Credits; with `set`, `null` removes the credit limit.
+    amount: Option<i64>,
+}
+
+impl CreditsBody {
+    fn op(&self) -> Result<CreditOp, ApiError> {
+        let amount = |n: Option<i64>| match n {
+            Some(n) if (0..=CREDITS_MAX).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(
+                "amount",
+                &format!("Use a whole number from 0 to {CREDITS_MAX}."),
+            )),
+        };
+        match self.op.as_str() {
+            "set" if self.amount.is_none() => Ok(CreditOp::Unlimited),
+            "set" => Ok(CreditOp::Set(amount(self.amount)?)),
+            "add" => Ok(CreditOp::Add(amount(self.amount)?)),
+            "subtract" => Ok(CreditOp::Subtract(amount(self.amount)?)),
+            _ => Err(ApiError::invalid("op", "Use set, add or subtract.")),
+        }
+    }
+}
+
+/// Sets, adds or subtracts a key's credits (audited); answers the key.
+pub async fn change_credits(
+    state: Data<AppState>,
+    caller: ApiCaller,
+    path: Path<String>,
+    body: Json<CreditsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let op = body.op()?;
+    let key = crate::app::credits::change(&state, &caller.actor(), path.into_inner(), op).await?;
+    Ok(HttpResponse::Ok().json(KeyJson::of(&key)))
+}
