@@ -36,6 +36,7 @@ fn filtered<'a>(within: Within, filter: &Filter, risk: Option<Risk>) -> Boxed<'a
                 ),
         ))),
         Some(Risk::NoNetworkLimit) => q.filter(api_keys::allowed_cidrs.eq("")),
+        Some(Risk::NoRateLimit) => q.filter(api_keys::rate_limits.eq("")),
         Some(Risk::ExpiringSoon) => q
             .filter(api_keys::expires_at.gt(t))
             .filter(api_keys::expires_at.le(t + time::Duration::days(7))),

@@ -139,6 +139,8 @@ pub enum Risk {
     Idle,
     /// Usable from any address.
     NoNetworkLimit,
+    /// No rate limit: one leaked key can be used as fast as it is sent.
+    NoRateLimit,
     /// Expiring within 7 days.
     ExpiringSoon,
     /// POSTback turned off because its receiver answered 410 Gone.
@@ -146,10 +148,11 @@ pub enum Risk {
 }
 
 impl Risk {
-    pub const ALL: [Risk; 5] = [
+    pub const ALL: [Risk; 6] = [
         Risk::NeverExpires,
         Risk::Idle,
         Risk::NoNetworkLimit,
+        Risk::NoRateLimit,
         Risk::ExpiringSoon,
         Risk::PostbackOff,
     ];
@@ -159,6 +162,7 @@ impl Risk {
             Risk::NeverExpires => "never-expires",
             Risk::Idle => "idle",
             Risk::NoNetworkLimit => "no-network-limit",
+            Risk::NoRateLimit => "no-rate-limit",
             Risk::ExpiringSoon => "expiring",
             Risk::PostbackOff => "postback-off",
         }
@@ -173,6 +177,7 @@ impl Risk {
             Risk::NeverExpires => "Keys that never expire",
             Risk::Idle => "Keys idle for 90 days or never used",
             Risk::NoNetworkLimit => "Keys usable from any address",
+            Risk::NoRateLimit => "No rate limit: keys usable at any speed",
             Risk::ExpiringSoon => "Keys expiring within 7 days",
             Risk::PostbackOff => "Keys whose POSTback was turned off",
         }

@@ -122,7 +122,10 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// Starts connecting to Redis at once (in the background: a Redis that is down at
+    /// start does not stop the server).
     pub fn with_redis(redis: Arc<redis::RedisLimiter>, fail: FailMode) -> Self {
+        redis.connect();
         Limiter {
             local: local::LocalLimiter::default(),
             redis: Some(redis),
@@ -130,15 +133,16 @@ impl Limiter {
         }
     }
 
-    /// Checks (and counts) one request of key `key` (row id).
-    pub async fn check(&self, key: i64, limits: &[RateLimit]) -> Decision {
+    /// Checks (and counts) one request of key `key` (row id; `key_id`, unique across
+    /// deployments, names its state in Redis).
+    pub async fn check(&self, key: i64, key_id: &str, limits: &[RateLimit]) -> Decision {
         if limits.is_empty() {
             return Decision::allow();
         }
         let Some(redis) = &self.redis else {
             return self.local.check(key, limits);
         };
-        if let Some(d) = redis.check(key, limits, 1).await {
+        if let Some(d) = redis.check(key_id, limits, 1).await {
             return d;
         }
         match self.fail {

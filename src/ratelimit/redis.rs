@@ -83,9 +83,14 @@ impl RedisLimiter {
         self.start.elapsed().as_millis() as u64
     }
 
-    /// Whether the last call to Redis failed (and a second has not passed).
+    /// Whether Redis is not connected, or the last call to it failed.
     pub fn is_down(&self) -> bool {
         self.down.load(Ordering::Relaxed)
+            || self
+                .conn
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
     }
 
     pub fn failures(&self) -> u64 {
@@ -109,8 +114,9 @@ impl RedisLimiter {
         }
     }
 
-    /// Connects in the background (at most one attempt at a time).
-    fn connect(self: &Arc<Self>) {
+    /// Connects in the background (at most one attempt at a time); called at start and
+    /// whenever a check finds no connection.
+    pub fn connect(self: &Arc<Self>) {
         if self.connecting.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -134,7 +140,7 @@ impl RedisLimiter {
     /// The decision from Redis, or `None` when Redis cannot answer in time.
     pub async fn check(
         self: &Arc<Self>,
-        key: i64,
+        key: &str,
         limits: &[RateLimit],
         cost: u64,
     ) -> Option<Decision> {
@@ -143,8 +149,9 @@ impl RedisLimiter {
         }
         let conn = self.conn.read().unwrap_or_else(|e| e.into_inner()).clone();
         let Some(mut conn) = conn else {
+            // Not connected (yet): the fail mode answers while a connection is made.
+            self.failures.fetch_add(1, Ordering::Relaxed);
             self.connect();
-            self.failed("not connected yet");
             return None;
         };
         let mut call = self.script.prepare_invoke();

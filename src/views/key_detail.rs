@@ -273,6 +273,14 @@ pub struct KeyDetailPage {
     pub postback_off: Option<String>,
     /// During a signing-secret roll: until when the previous secret also signs.
     pub secret_overlap_ends: Option<String>,
+    /// Each rate limit and its use in the current window ("37 of 100 used").
+    pub rate_limits: Vec<(String, String)>,
+    /// Remaining credits (`None`: no credit limit), and the next refill.
+    pub credits: Option<i64>,
+    pub refill: Option<String>,
+    pub next_refill: Option<String>,
+    /// Pretty-printed metadata.
+    pub metadata: Option<String>,
 }
 
 impl KeyDetailPage {
@@ -314,6 +322,16 @@ impl KeyDetailPage {
             deliveries: Vec::new(),
             postback_off: k.postback_gone_at.map(format_time),
             secret_overlap_ends: None,
+            rate_limits: Vec::new(),
+            credits: k.credits,
+            refill: k
+                .refill()
+                .map(|r| format!("{} to {}", r.period.as_str(), r.amount)),
+            next_refill: k.next_refill(now).map(format_time),
+            metadata: k
+                .metadata
+                .as_deref()
+                .map(|m| crate::domain::limits::metadata_text(Some(m))),
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct KeyRow {
     pub last_used: Option<String>,
     pub uses_24h: i64,
     pub uses_30d: i64,
+    /// "100/second · 480 credits": the key's rate limits and remaining credits.
+    pub limits: Option<String>,
     pub enabled: bool,
     pub rolled: bool,
     /// Imported from another system by its digest; named in a leak report.
@@ -83,10 +85,28 @@ pub struct KeyRow {
     pub channel: Option<(i64, String)>,
 }
 
+/// "100/second, 10000/day · 480 credits", or `None` for a key without either.
+pub fn limits_summary(k: &ApiKey) -> Option<String> {
+    let mut parts = Vec::new();
+    let limits = crate::domain::limits::limits_text(&k.limits());
+    if !limits.is_empty() {
+        parts.push(limits);
+    }
+    if let Some(c) = k.credits {
+        parts.push(if c == 1 {
+            "1 credit".to_owned()
+        } else {
+            format!("{c} credits")
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
 impl KeyRow {
     pub fn new(k: &ApiKey, now: PrimitiveDateTime, perms: KeyPermissions) -> Self {
         KeyRow {
             key_id: k.key_id.clone(),
+            limits: limits_summary(k),
             name: k.name.clone(),
             description: k.description.clone(),
             obfuscated: obfuscate(&k.prefix, &k.key_id, &k.last_four),
@@ -318,6 +338,21 @@ impl KeyForm {
             .enumerate()
             .map(|(i, c)| (i, c.as_str(), self.errors.cidr(i)))
             .collect()
+    }
+
+    /// The limits section starts open when it holds something or an error.
+    pub fn limits_open(&self) -> bool {
+        let i = &self.input;
+        let e = &self.errors;
+        !(i.rate_limits.is_empty()
+            && i.credits.is_empty()
+            && i.refill.is_empty()
+            && i.metadata.is_empty())
+            || e.rate_limits.is_some()
+            || e.credits.is_some()
+            || e.refill.is_some()
+            || e.refill_amount.is_some()
+            || e.metadata.is_some()
     }
 
     pub fn title(&self) -> &'static str {

@@ -205,7 +205,7 @@ async fn credits_are_set_added_and_subtracted_audited_but_never_by_the_key_itsel
 /// Sends verifications of `plain` (as `verifier`, a key with the `verify` scope and no
 /// limits) from `clients` tasks spread over `apps` until
 /// `stop` says so; returns the count of each code and the elapsed time.
-async fn hammer(
+pub(crate) async fn hammer(
     apps: &[&TestApp],
     verifier: &Api,
     plain: &str,
@@ -258,7 +258,7 @@ async fn hammer(
 
 /// GCRA with a bucket of `limit` refilled at `limit` per second: over `d`, at most
 /// `limit + limit × d` pass (the bound stated in BENCHMARKS.md / README).
-fn bound(limit: u64, d: Duration) -> usize {
+pub(crate) fn bound(limit: u64, d: Duration) -> usize {
     (limit as f64 * (1.0 + d.as_secs_f64())).floor() as usize
 }
 
@@ -414,6 +414,19 @@ async fn the_dashboard_form_saves_limits_credits_and_metadata_with_field_errors(
     let page = admin.get(&format!("/channels/{cid}/keys")).await.body;
     assert!(page.contains("100/second"), "the table shows the limit");
     assert!(page.contains("credits"), "the table shows the credits");
+    let detail = admin
+        .get(&format!("/keys/{}", crate::fixtures::key_id_of(&plain)))
+        .await
+        .body;
+    assert!(
+        detail.contains("1 of 10000 used now"),
+        "the key page shows the window use"
+    );
+    assert!(detail.contains("499 remaining") || detail.contains("500 remaining"));
+    assert!(
+        detail.contains("refilled monthly to 500, next "),
+        "and the next refill"
+    );
     let risks = admin.get("/risks").await.body;
     assert!(
         risks.contains("No rate limit"),
@@ -434,4 +447,118 @@ async fn without_redis_a_start_on_postgres_warns_that_limits_are_per_instance() 
         "{}",
         app.logs()
     );
+}
+
+/// Another instance over the app's database on a clock the test moves.
+fn instance(app: &TestApp, clock: &latchkey::domain::clock::Clock) -> latchkey::state::AppState {
+    let url = app.db.url().to_owned();
+    let pool = latchkey::db::connect(&url, 2).unwrap();
+    latchkey::state::AppState::detached(
+        latchkey::config::Settings::for_database(&url),
+        pool,
+        clock.clone(),
+    )
+}
+
+/// Spends one credit of `plain` on `state`: true when it was VALID.
+async fn spend(state: &latchkey::state::AppState, plain: &str) -> bool {
+    use latchkey::app::credits::{CreditCheck, spend};
+    let digest = latchkey::domain::key::PlainKey::digest_of(plain).unwrap();
+    let key = state.cache.get(&state.pool, digest).await.unwrap().unwrap();
+    match spend(state, &key, 1).await.unwrap() {
+        CreditCheck::Spent { .. } => true,
+        CreditCheck::Exceeded => false,
+        CreditCheck::NotCounted => panic!("the key has a credit limit"),
+    }
+}
+
+async fn spend_all(state: &latchkey::state::AppState, plain: &str, tries: usize) -> usize {
+    let mut n = 0;
+    for _ in 0..tries {
+        if spend(state, plain).await {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn credits_refill_at_day_and_month_boundaries() {
+    use time::macros::time;
+    let app = spawn_app().await;
+    let api = ops(&app).await;
+    let (daily, _) = create(
+        &api,
+        json!({"name": "daily", "scopes": ["verify"], "credits": 2, "refill": {"interval": "daily", "amount": 5}}),
+    )
+    .await;
+    let (monthly, monthly_id) = create(
+        &api,
+        json!({"name": "monthly", "scopes": ["verify"], "credits": 1, "refill": {"interval": "monthly", "amount": 3}}),
+    )
+    .await;
+    let shown = api.get(&format!("/keys/{monthly_id}")).await.body;
+    let today = latchkey::db::now().date();
+    let first_of_next = shown["credits"]["next_refill_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(first_of_next.ends_with("-01T00:00:00Z"), "{first_of_next}");
+
+    let clock = latchkey::domain::clock::Clock::manual(latchkey::db::now());
+    let state = instance(&app, &clock);
+    assert_eq!(
+        spend_all(&state, &daily, 4).await,
+        2,
+        "the starting balance"
+    );
+    assert_eq!(spend_all(&state, &monthly, 3).await, 1);
+    // One second before midnight: still spent.
+    let midnight = time::PrimitiveDateTime::new(today.next_day().unwrap(), time!(0:00));
+    clock.set(midnight - time::Duration::seconds(1));
+    assert_eq!(spend_all(&state, &daily, 2).await, 0);
+    // Midnight UTC: refilled to 5, once, whatever the instance.
+    clock.set(midnight);
+    assert_eq!(spend_all(&state, &daily, 3).await, 3);
+    let other = instance(&app, &clock);
+    assert_eq!(
+        spend_all(&other, &daily, 5).await,
+        2,
+        "the same day's refill, shared"
+    );
+    if midnight.day() != 1 {
+        assert_eq!(
+            spend_all(&state, &monthly, 2).await,
+            0,
+            "a monthly key waits for the 1st"
+        );
+    }
+    // The first of the next month: the monthly key is refilled to 3.
+    let next_month = {
+        let d = today.replace_day(1).unwrap();
+        let (y, m) = if d.month() == time::Month::December {
+            (d.year() + 1, time::Month::January)
+        } else {
+            (d.year(), d.month().next())
+        };
+        time::Date::from_calendar_date(y, m, 1).unwrap()
+    };
+    assert_eq!(first_of_next, format!("{next_month}T00:00:00Z"));
+    let first = time::PrimitiveDateTime::new(next_month, time!(0:00));
+    if midnight < first {
+        clock.set(first - time::Duration::seconds(1));
+        assert_eq!(spend_all(&other, &monthly, 2).await, 0);
+    }
+    clock.set(first);
+    assert_eq!(spend_all(&other, &monthly, 5).await, 3);
+    // A month later: refilled again, to 3 (not 3 more).
+    let (y, m) = (next_month.year(), next_month.month());
+    let after = if m == time::Month::December {
+        time::Date::from_calendar_date(y + 1, time::Month::January, 1)
+    } else {
+        time::Date::from_calendar_date(y, m.next(), 1)
+    }
+    .unwrap();
+    clock.set(time::PrimitiveDateTime::new(after, time!(0:00)));
+    assert_eq!(spend_all(&state, &monthly, 5).await, 3);
 }

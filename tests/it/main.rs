@@ -26,6 +26,7 @@ mod policy;
 mod postback;
 mod props;
 mod props_transfer;
+mod redis;
 mod reminders;
 mod roll;
 mod schema;

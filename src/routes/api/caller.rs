@@ -88,7 +88,10 @@ impl FromRequest for ApiCaller {
             // The calling key's own rate limits bound its use of the API.
             let mut refused = refused;
             if refused.is_none() && !key.rate_limits.is_empty() {
-                let decision = state.limiter.check(key.id, &key.rate_limits).await;
+                let decision = state
+                    .limiter
+                    .check(key.id, &key.key_id, &key.rate_limits)
+                    .await;
                 if !decision.allowed {
                     refused = Some(ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,

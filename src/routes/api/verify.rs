@@ -132,7 +132,10 @@ pub async fn verify_key(
     let mut ratelimit = None;
     let mut credits = None;
     if code == Code::Valid && !target.rate_limits.is_empty() {
-        let decision = state.limiter.check(target.id, &target.rate_limits).await;
+        let decision = state
+            .limiter
+            .check(target.id, &target.key_id, &target.rate_limits)
+            .await;
         if !decision.allowed {
             code = Code::RateLimited;
         }

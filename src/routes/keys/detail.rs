@@ -84,6 +84,40 @@ pub async fn show_key(
         .map(|d| DeliveryRow::new(d, now))
         .collect();
     page.outcomes = activity.outcomes.clone();
+    page.rate_limits = window_use(&state, &key);
+    page.credits = key.credits.map(|c| c + state.credits.held(key.id));
     page.secret_overlap_ends = activity.secret_overlap_ends.map(crate::views::format_time);
     render(StatusCode::OK, &page)
+}
+
+/// Each rate limit with its use in the current window, as this instance counts it
+/// (with Redis the count is shared there).
+fn window_use(state: &AppState, key: &crate::db::keys::ApiKey) -> Vec<(String, String)> {
+    let limits = key.limits();
+    match state.limiter.peek(key.id, &limits) {
+        Some(states) => states
+            .iter()
+            .map(|s| {
+                let used = s.limit.limit - s.remaining;
+                let full = if used == 0 {
+                    String::new()
+                } else {
+                    format!(" · all available again in {} s", s.reset_secs)
+                };
+                (
+                    s.limit.text(),
+                    format!("{used} of {} used now{full}", s.limit.limit),
+                )
+            })
+            .collect(),
+        None => limits
+            .iter()
+            .map(|l| {
+                (
+                    l.text(),
+                    "counted in Redis, shared by every instance".to_owned(),
+                )
+            })
+            .collect(),
+    }
 }

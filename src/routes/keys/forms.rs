@@ -51,6 +51,12 @@ fn read_key_form(pairs: &[(String, String)]) -> KeyFormPost {
             "postback_url" => input.postback_url = v.clone(),
             "off_the_record" => input.off_the_record = true,
             "enabled" => input.enabled = true,
+            "rate_limits" => input.rate_limits = v.clone(),
+            "credits" => input.credits = v.clone(),
+            "credits_was" => input.credits_was = Some(v.clone()),
+            "refill" => input.refill = v.clone(),
+            "refill_amount" => input.refill_amount = v.clone(),
+            "metadata" => input.metadata = v.clone(),
             "add_cidr" => add_cidr = true,
             "remove_cidr" => remove_cidr = v.parse().ok(),
             _ => {}

@@ -186,6 +186,9 @@ pub async fn risks(
                 Risk::NeverExpires => "Give long-lived keys an expiry, or roll them regularly.",
                 Risk::Idle => "Unused keys are pure risk: deactivate or delete them.",
                 Risk::NoNetworkLimit => "Limit keys to the networks their callers use.",
+                Risk::NoRateLimit => {
+                    "Give keys a rate limit, so a leaked one cannot be used at any speed."
+                }
                 Risk::ExpiringSoon => "Roll these before they stop working.",
                 Risk::PostbackOff => {
                     "Their receivers answered 410 Gone; set a URL to turn them back on."
