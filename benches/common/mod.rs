@@ -135,14 +135,23 @@ pub struct Server {
 
 impl Server {
     pub fn start(bin: &Path, url: &str) -> Res<Self> {
-        let mut child = Command::new(bin)
-            .env_clear()
+        Server::start_with(bin, url, &[])
+    }
+
+    /// [`Server::start`] with more settings (`LATCHKEY_REDIS_URL`...).
+    pub fn start_with(bin: &Path, url: &str, env: &[(&str, &str)]) -> Res<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", url)
             .env("LATCHKEY_BIND", "127.0.0.1:0")
             .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("LATCHKEY_SESSION_SECRET", SESSION_SECRET)
-            .env("LATCHKEY_LOG", "warn")
+            .env("LATCHKEY_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

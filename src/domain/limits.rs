@@ -164,7 +164,7 @@ pub fn parse_limits(input: &str) -> Result<Vec<RateLimit>, String> {
     if out.len() > LIMITS_MAX {
         return Err(format!("Use at most {LIMITS_MAX} limits."));
     }
-    out.sort();
+    out.sort_by_key(|l| (l.window, l.limit));
     Ok(out)
 }
 
@@ -176,7 +176,7 @@ pub fn check_limits(mut limits: Vec<RateLimit>) -> Result<Vec<RateLimit>, String
             "Allow between 1 and {LIMIT_MAX} requests per window."
         ));
     }
-    limits.sort();
+    limits.sort_by_key(|l| (l.window, l.limit));
     Ok(limits)
 }
 

@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::{Decision, LimitState};
+use super::decision::{Decision, LimitState};
 use crate::domain::limits::RateLimit;
 use crate::fxhash::FxBuild;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::Decision;
+use super::decision::Decision;
 use super::local::gcra;
 use crate::domain::limits::RateLimit;
 

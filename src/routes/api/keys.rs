@@ -167,13 +167,13 @@ pub struct KeyBody {
     /// `[{"limit": 100, "per": "second"}]`.
     rate_limits: Option<serde_json::Value>,
     /// Remaining credits; `null`: no credit limit.
-    #[serde(default, deserialize_with = "super::limits::present")]
+    #[serde(default, deserialize_with = "super::body::present")]
     credits: Option<serde_json::Value>,
     /// `{"interval": "daily" | "monthly", "amount": 1000}`; `null`: no refill.
-    #[serde(default, deserialize_with = "super::limits::present")]
+    #[serde(default, deserialize_with = "super::body::present")]
     refill: Option<serde_json::Value>,
     /// A JSON object (at most 4 KB); `null` clears it.
-    #[serde(default, deserialize_with = "super::limits::present")]
+    #[serde(default, deserialize_with = "super::body::present")]
     metadata: Option<serde_json::Value>,
 }
 
@@ -204,10 +204,10 @@ impl KeyBody {
             input.enabled = v;
         }
         if let Some(v) = self.rate_limits {
-            input.rate_limits = super::limits::limits_text_of(&v);
+            input.rate_limits = super::body::limits_text_of(&v);
         }
         if let Some(v) = self.credits {
-            input.credits = super::limits::text_of(&v);
+            input.credits = super::body::text_of(&v);
             // Sent: applied even when equal to the balance read a moment ago.
             input.credits_was = None;
         }
@@ -225,14 +225,14 @@ impl KeyBody {
                         .to_owned();
                     input.refill_amount = o
                         .get("amount")
-                        .map(super::limits::text_of)
+                        .map(super::body::text_of)
                         .unwrap_or_default();
                 }
                 _ => input.refill = "?".into(),
             }
         }
         if let Some(v) = self.metadata {
-            input.metadata = super::limits::text_of(&v);
+            input.metadata = super::body::text_of(&v);
         }
         input
     }

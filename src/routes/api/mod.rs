@@ -2,22 +2,23 @@
 //! with `Authorization: Bearer <key>`. Errors are always JSON (`error::ApiError`),
 //! never HTML.
 
+mod body;
 mod caller;
+mod credits;
 mod errors;
 mod keys;
 mod leaks;
-mod limits;
 mod transfer;
 mod verify;
 
 pub use caller::{ApiCaller, record_usage};
+pub use credits::change_credits;
 pub use errors::{json_error, not_found, redact_quoted};
 pub use keys::{
     bulk_keys, create_key, delete_key, get_key, list_keys, roll_key, roll_postback_secret,
     send_postback_test, set_active, update_key,
 };
 pub use leaks::report_leaks;
-pub use limits::change_credits;
 pub use transfer::{export_keys, import_keys};
 pub use verify::verify_key;
 
