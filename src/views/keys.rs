@@ -340,6 +340,26 @@ impl KeyForm {
             .collect()
     }
 
+    /// The field that takes focus: the first with an error (so a person sees what to
+    /// fix, even below the fold of the modal), else the name.
+    pub fn focus(&self) -> &'static str {
+        let e = &self.errors;
+        [
+            ("name", e.name.is_some()),
+            ("description", e.description.is_some()),
+            ("expires_at", e.expires_at.is_some()),
+            ("postback_url", e.postback_url.is_some()),
+            ("rate_limits", e.rate_limits.is_some()),
+            ("credits", e.credits.is_some()),
+            ("refill", e.refill.is_some()),
+            ("refill_amount", e.refill_amount.is_some()),
+            ("metadata", e.metadata.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, bad)| *bad)
+        .map_or("name", |(f, _)| f)
+    }
+
     /// The limits section starts open when it holds something or an error.
     pub fn limits_open(&self) -> bool {
         let i = &self.input;
