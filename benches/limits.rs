@@ -142,6 +142,9 @@ fn run() -> Res<()> {
     let seconds = num("LATCHKEY_BENCH_SECONDS", 10).max(1);
     let work = tempfile::tempdir()?;
     let url = format!("sqlite://{}", work.path().join("bench.db").display());
+    let bin = Path::new(env!("CARGO_BIN_EXE_latchkey"));
+    // The server makes the database and its system channel at its first start.
+    let local = Server::start(bin, &url)?;
     let pool = db::connect(&url, 2)?;
     let (caller, plain, limited) = {
         let mut conn = pool.get()?;
@@ -170,8 +173,6 @@ fn run() -> Res<()> {
         (caller, plain, limited)
     };
     drop(pool);
-    let bin = Path::new(env!("CARGO_BIN_EXE_latchkey"));
-    let local = Server::start(bin, &url)?;
     let redis_url =
         std::env::var("LATCHKEY_BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let shared = if redis_answers(&redis_url) {

@@ -304,13 +304,22 @@ pub async fn render_errors(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let is_htmx = htmx::is_htmx(req.headers());
     let is_api = req.path().starts_with("/api/");
-    let res = next.call(req).await?;
+    let res = next.call(req).await?.map_into_boxed_body();
+    Ok(render_error(res, is_api, is_htmx))
+}
+
+/// [`render_errors`] for one response (the API's own middleware calls it directly).
+pub fn render_error(
+    res: ServiceResponse<BoxBody>,
+    is_api: bool,
+    is_htmx: bool,
+) -> ServiceResponse<BoxBody> {
     let Some(err) = res.response().error() else {
-        return Ok(res.map_into_boxed_body());
+        return res;
     };
     if err.as_error::<ApiError>().is_some() {
         // Already in the API's JSON shape.
-        return Ok(res.map_into_boxed_body());
+        return res;
     }
     let status = res.status();
     let (message, title, code) = match err.as_error::<AppError>() {
@@ -379,7 +388,7 @@ pub async fn render_errors(
             .content_type("text/html; charset=utf-8")
             .body(page.render().unwrap_or_else(|_| message.clone()))
     };
-    Ok(ServiceResponse::new(req, response))
+    ServiceResponse::new(req, response)
 }
 
 fn client_message(status: StatusCode, detail: &str) -> String {

@@ -88,23 +88,23 @@ pub async fn check_forwarded(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let resolved = req.peer_addr().map(|a| {
-        let trusted = req
-            .app_data::<Data<AppState>>()
-            .map_or(&[][..], |s| s.settings.trusted_proxies.as_slice());
-        resolve_from(a.ip(), req.headers(), trusted)
-    });
-    if let Some(resolved) = resolved {
-        match resolved {
-            Ok(ip) => {
-                req.extensions_mut().insert(ClientIp(ip));
-            }
-            Err(message) => {
-                return Ok(req.error_response(AppError::BadRequest(message)));
-            }
-        }
+    let trusted = req
+        .app_data::<Data<AppState>>()
+        .map_or(&[][..], |s| s.settings.trusted_proxies.as_slice());
+    if let Err(message) = resolve_client(&req, trusted) {
+        return Ok(req.error_response(AppError::BadRequest(message)));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Resolves the client's address once for the request (what [`client_ip`] reads), or
+/// says why a trusted proxy's forwarded value cannot be read.
+pub fn resolve_client(req: &ServiceRequest, trusted: &[IpNetwork]) -> Result<(), String> {
+    if let Some(a) = req.peer_addr() {
+        let ip = resolve_from(a.ip(), req.headers(), trusted)?;
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -49,6 +49,14 @@ pub fn route_of(req: &HttpRequest) -> Cow<'static, str> {
     route
 }
 
+/// Counts the request in the metrics and, for the API, logs it at debug level.
+pub fn observe<B>(state: &crate::state::AppState, res: &ServiceResponse<B>, started: Instant) {
+    let micros = started.elapsed().as_micros() as u64;
+    let route = route_of(res.request());
+    state.metrics.observe(&route, res.status().as_u16(), micros);
+    tracing::debug!(method = %res.request().method(), path = %res.request().path(), status = res.status().as_u16(), micros, "api request");
+}
+
 pub async fn log_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

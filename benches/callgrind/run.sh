@@ -15,6 +15,7 @@ python3 "$(dirname "$0")/setup.py" http://127.0.0.1:18181 > $OUT/keys.json
 kill $P; wait $P 2>/dev/null || true
 CALLER=$(python3 -c "import json;print(json.load(open('$OUT/keys.json'))['caller'])")
 TARGET=$(python3 -c "import json;print(json.load(open('$OUT/keys.json'))['target'])")
+LIMITED=$(python3 -c "import json;print(json.load(open('$OUT/keys.json'))['limited'])")
 READER=$(python3 -c "import json;print(json.load(open('$OUT/keys.json'))['reader'])")
 TID=$(python3 -c "import json;print(json.load(open('$OUT/keys.json'))['target_id'])")
 MALFORMED="${TARGET:0:63}x"
@@ -47,6 +48,7 @@ arm() { # name url script key
 echo 'wrk.method="GET"' > $OUT/plain.lua
 arm ping http://127.0.0.1:18181/api/v1/ping $OUT/plain.lua x
 arm valid http://127.0.0.1:18181/api/v1/keys/verify $OUT/verify.lua $TARGET
+arm limited http://127.0.0.1:18181/api/v1/keys/verify $OUT/verify.lua $LIMITED
 arm malformed http://127.0.0.1:18181/api/v1/keys/verify $OUT/verify.lua $MALFORMED
 arm unknown http://127.0.0.1:18181/api/v1/keys/verify $OUT/verify.lua $UNKNOWN
 arm badbearer http://127.0.0.1:18181/api/v1/keys/$TID $OUT/get.lua lk_notakeyatall_but_as_long_as_one_is_or_close_to_it_xxxxxxxxxxx

@@ -14,12 +14,13 @@ assert r.status_code == 200, r.status_code
 r = s.get(base + "/channels"); tok = csrf(r.text)
 r = s.post(base + "/channels", data={"name": "prof", "key_limit": "", "csrf_token": tok}, allow_redirects=False)
 r = s.get(base + "/channels"); cid = re.search(r'/channels/(\d+)/keys', r.text).group(1)
-def key(name, scopes):
+def key(name, scopes, extra=()):
     r = s.get(f"{base}/channels/{cid}/keys/new"); tok = csrf(r.text)
-    data = [("name", name), ("enabled", "on"), ("csrf_token", tok)] + [("scopes", x) for x in scopes]
+    data = [("name", name), ("enabled", "on"), ("csrf_token", tok)] + [("scopes", x) for x in scopes] + list(extra)
     r = s.post(f"{base}/channels/{cid}/keys", data=data)
     m = re.search(r'id="revealed-key"[^>]*value="([^"]+)"', r.text)
     return m.group(1)
-out = {"caller": key("caller", ["verify"]), "target": key("target", ["keys:read", "verify"]), "reader": key("reader", ["keys:read"])}
+out = {"caller": key("caller", ["verify"]), "target": key("target", ["keys:read", "verify"]), "reader": key("reader", ["keys:read"]),
+       "limited": key("limited", ["verify"], [("rate_limits", "1000000000/second"), ("credits", "1000000000000")])}
 out["target_id"] = out["target"].split("_")[1]
 print(json.dumps(out))

@@ -93,11 +93,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, cookies: &CookieSettings) {
             // oversized form is answered 413 by the form's own limit after it arrived,
             // not by a connection closed while the browser still sends.
             .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
-            .wrap(from_fn(crate::net::check_forwarded))
-            .wrap(from_fn(api::record_usage))
-            .wrap(from_fn(render_errors))
-            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
-            .wrap(from_fn(crate::telemetry::log_requests))
+            .wrap(from_fn(api::api_layer))
             .configure(api)
             .default_service(web::to(api::not_found)),
     )

@@ -4,11 +4,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::middleware::Next;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
@@ -118,16 +116,11 @@ impl FromRequest for ApiCaller {
 /// The calling key's rate-limit check, for the response's headers.
 struct RateDecision(Decision);
 
-/// Middleware for `/api/v1`: counts every request made with a known key by its final
-/// status, and logs one raw row for it — except a verification, whose row is the
-/// verified key's (one row per verification). Requests of a key with rate limits carry
-/// `RateLimit-Policy` and `RateLimit`, and `Retry-After` when refused.
-pub async fn record_usage(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<Data<AppState>>().cloned();
-    let mut res = next.call(req).await?;
+/// Counts a request made with a known key by its final status, and logs one raw row
+/// for it — except a verification, whose row is the verified key's (one row per
+/// verification). Requests of a key with rate limits carry `RateLimit-Policy` and
+/// `RateLimit`, and `Retry-After` when refused. (Run by `layer::api_layer`.)
+pub fn record_usage<B>(res: &mut ServiceResponse<B>, state: &AppState) {
     let limited = res
         .request()
         .extensions()
@@ -147,7 +140,7 @@ pub async fn record_usage(
         }
     }
     let caller = res.request().extensions().get::<KeyCaller>().cloned();
-    if let (Some(caller), Some(state)) = (caller, state) {
+    if let Some(caller) = caller {
         let req = res.request();
         let verification =
             req.method() == actix_web::http::Method::POST && req.path() == VERIFY_ROUTE;
@@ -165,5 +158,4 @@ pub async fn record_usage(
             !verification,
         );
     }
-    Ok(res)
 }

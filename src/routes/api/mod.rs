@@ -7,11 +7,13 @@ mod caller;
 mod credits;
 mod errors;
 mod keys;
+mod layer;
 mod leaks;
 mod transfer;
 mod verify;
 
-pub use caller::{ApiCaller, record_usage};
+pub use caller::ApiCaller;
+pub use layer::api_layer;
 pub use credits::change_credits;
 pub use errors::{json_error, not_found, redact_quoted};
 pub use keys::{
