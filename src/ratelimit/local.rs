@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::decision::{Decision, LimitState};
-use crate::domain::limits::RateLimit;
+use crate::domain::limits::{LIMITS_MAX, RateLimit};
 use crate::fxhash::FxBuild;
 
 type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
@@ -45,18 +45,21 @@ fn window_ns(l: &RateLimit) -> f64 {
     l.window.seconds() as f64 * 1e9
 }
 
+/// TATs of one key's limits (at most `LIMITS_MAX`), on the stack.
+pub type Tats = [f64; LIMITS_MAX];
+
 /// The decision for `limits` with the TATs `tats` (nanoseconds; `now` if none) at `now`.
 /// Returns it and the TATs to store when the request passes.
-pub fn gcra(limits: &[RateLimit], tats: &[f64], now: f64, cost: f64) -> (Decision, Vec<f64>) {
+pub fn gcra(limits: &[RateLimit], tats: &[f64], now: f64, cost: f64) -> (Decision, Tats) {
     let mut allowed = true;
-    let mut next = Vec::with_capacity(limits.len());
-    for (l, tat) in limits.iter().zip(tats) {
+    let mut next = [0.0; LIMITS_MAX];
+    for ((l, tat), n) in limits.iter().zip(tats).zip(next.iter_mut()) {
         let t = window_ns(l) / l.limit as f64;
         let new_tat = tat.max(now) + t * cost;
         if new_tat - now > window_ns(l) + SLACK {
             allowed = false;
         }
-        next.push(new_tat);
+        *n = new_tat;
     }
     let states = limits
         .iter()
@@ -100,10 +103,12 @@ impl LocalLimiter {
     pub fn check(&self, key: i64, limits: &[RateLimit]) -> Decision {
         let now = self.now();
         let mut shard = self.shard(key);
-        let tats: Vec<f64> = limits
-            .iter()
-            .map(|l| shard.get(&slot(key, l)).copied().unwrap_or(now))
-            .collect();
+        let mut tats = [now; LIMITS_MAX];
+        for (l, t) in limits.iter().zip(tats.iter_mut()) {
+            if let Some(stored) = shard.get(&slot(key, l)) {
+                *t = *stored;
+            }
+        }
         let (decision, next) = gcra(limits, &tats, now, 1.0);
         if decision.allowed {
             for (l, tat) in limits.iter().zip(next) {
@@ -157,7 +162,7 @@ mod tests {
     #[test]
     fn a_burst_of_the_limit_passes_then_one_per_interval() {
         let limits = [per_second(10)];
-        let mut tats = vec![0.0];
+        let mut tats: Tats = [0.0; LIMITS_MAX];
         let mut passed = 0;
         for _ in 0..15 {
             let (d, next) = gcra(&limits, &tats, 0.0, 1.0);

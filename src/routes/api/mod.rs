@@ -13,13 +13,13 @@ mod transfer;
 mod verify;
 
 pub use caller::ApiCaller;
-pub use layer::api_layer;
 pub use credits::change_credits;
 pub use errors::{json_error, not_found, redact_quoted};
 pub use keys::{
     bulk_keys, create_key, delete_key, get_key, list_keys, roll_key, roll_postback_secret,
     send_postback_test, set_active, update_key,
 };
+pub use layer::api_layer;
 pub use leaks::report_leaks;
 pub use transfer::{export_keys, import_keys};
 pub use verify::verify_key;
