@@ -14,6 +14,7 @@ pub mod changes;
 pub mod channels;
 pub mod imports;
 pub mod key_list;
+pub mod key_search;
 pub mod keys;
 pub mod login_attempts;
 pub mod outbox;
