@@ -145,6 +145,10 @@ pub struct KeysResults {
     pub rows: Vec<KeyRow>,
     pub query: ListQuery,
     pub total: i64,
+    /// More than `total` keys match (a capped count): the range line says "1000+".
+    pub capped: bool,
+    /// This list with every match counted: the capped range line's "Count all".
+    pub count_all_href: String,
     pub first: i64,
     pub last: i64,
     pub prev_href: Option<String>,
@@ -234,6 +238,8 @@ impl KeysResults {
         KeysResults {
             rows,
             total: page.total,
+            capped: page.capped,
+            count_all_href: format!("{base}{}", query.href_counting_all()),
             first: if n == 0 { 0 } else { first_index + 1 },
             last: first_index + n,
             prev_href,

@@ -124,7 +124,7 @@ proptest! {
         after in proptest::option::of(any::<String>()),
         pos in proptest::option::of(any::<String>()),
     ) {
-        let p = ListParams { q, size, sort, dir, after, before: None, pos, risk: None };
+        let p = ListParams { q, size, sort, dir, after, before: None, pos, risk: None, count: None };
         let l = ListQuery::parse(&p);
         prop_assert!(PAGE_SIZES.contains(&l.size));
         prop_assert!(l.pos >= 0);
