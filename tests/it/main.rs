@@ -28,6 +28,7 @@ mod props_transfer;
 mod reminders;
 mod roll;
 mod schema;
+mod search;
 mod security;
 mod ssrf;
 mod status;
