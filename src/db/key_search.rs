@@ -9,11 +9,12 @@
 //!   is one rowid range and the index alone answers both the ids and the count.
 //! - PostgreSQL: a pg_trgm GIN index on a narrow copy of the names partitioned by
 //!   channel. The index is asked only for the trigrams inside the text's ASCII words
-//!   (`svc-00040-pr` asks for `svc` and `00040`): trigrams that pg_trgm pads at word
-//!   edges (" 00", "  p") are in nearly every name of a naming convention, and each
-//!   one the index is asked for costs a pass over all of its entries. Each word is a
-//!   substring of the text, so these conditions are implied by it; `strpos` then keeps
-//!   exactly the names that contain the text.
+//!   (`svc-00040-pr` asks for `svc` and `00040`), and not for words most names hold
+//!   (judged on a sample of the list's names): each trigram the index is asked for
+//!   costs a pass over all of its entries, and the ones pg_trgm pads at word edges
+//!   (" 00", "  p") or a naming convention repeats (`svc`) are in nearly every name —
+//!   5 ms of a 7 ms lookup. Each word is a substring of the text, so these conditions
+//!   are implied by it; `strpos` then keeps exactly the names that contain the text.
 //!
 //! Both answer `None` when the index cannot help (fewer than three characters, no
 //! ASCII word of three or more on PostgreSQL, control characters, which no name has):
@@ -52,21 +53,72 @@ enum Lookup {
     Words(Vec<String>, String),
 }
 
-fn lookup(conn: &DbConnection, text: &str) -> Option<Lookup> {
+fn lookup(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Option<Lookup>> {
     if text.chars().count() < MIN_CHARS || text.chars().any(char::is_control) {
-        return None;
+        return Ok(None);
     }
-    match conn {
+    Ok(match conn {
         DbConnection::Sqlite(_) => {
             Some(Lookup::Phrase(format!("\"{}\"", text.replace('"', "\"\""))))
         }
         DbConnection::Postgresql(_) => {
-            let words = words(text);
+            let words = uncommon(conn, within, words(text))?;
             (!words.is_empty()).then(|| {
                 let patterns = words.into_iter().map(|w| format!("%{w}%")).collect();
                 Lookup::Words(patterns, text.to_owned())
             })
         }
+    })
+}
+
+/// Names read to judge which words most names hold.
+const SAMPLE: i64 = 200;
+
+#[derive(diesel::QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = Text)]
+    name_lower: String,
+}
+
+/// Of two or more words, those at most half of a sample of the list's names hold (or
+/// the rarest one, when all are common): the ones worth asking the index for.
+fn uncommon<'t>(
+    conn: &mut DbConnection,
+    within: Within,
+    words: Vec<&'t str>,
+) -> DbResult<Vec<&'t str>> {
+    let DbConnection::Postgresql(c) = conn else {
+        return Ok(words);
+    };
+    if words.len() < 2 {
+        return Ok(words);
+    }
+    let (scope, channel) = scope_sql(within, true);
+    let mut q = diesel::sql_query(format!(
+        "SELECT name_lower FROM key_search WHERE {scope} LIMIT {SAMPLE}"
+    ))
+    .into_boxed::<diesel::pg::Pg>();
+    if let Some(channel) = channel {
+        q = q.bind::<BigInt, _>(channel);
+    }
+    let sample: Vec<NameRow> = q.load(c)?;
+    Ok(pick_uncommon(words, &sample))
+}
+
+fn pick_uncommon<'t>(words: Vec<&'t str>, sample: &[NameRow]) -> Vec<&'t str> {
+    let held = |w: &str| sample.iter().filter(|n| n.name_lower.contains(w)).count();
+    let mut scored: Vec<(usize, &str)> = words.into_iter().map(|w| (held(w), w)).collect();
+    scored.sort_by_key(|(n, _)| *n);
+    let rarest = scored.first().map(|(_, w)| *w);
+    let kept: Vec<&str> = scored
+        .iter()
+        .filter(|(n, _)| *n * 2 <= sample.len())
+        .map(|(_, w)| *w)
+        .collect();
+    if kept.is_empty() {
+        rarest.into_iter().collect()
+    } else {
+        kept
     }
 }
 
@@ -109,7 +161,7 @@ pub fn matching_ids(
     text: &str,
     limit: i64,
 ) -> DbResult<Option<Vec<i64>>> {
-    let Some(lookup) = lookup(conn, text) else {
+    let Some(lookup) = lookup(conn, within, text)? else {
         return Ok(None);
     };
     let rows: Vec<IdRow> = run(conn, within, &lookup, Some(limit))?;
@@ -119,7 +171,7 @@ pub fn matching_ids(
 /// How many keys `within` have a name containing `text`, or `None` when the index
 /// cannot answer for this text.
 pub fn count(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Option<i64>> {
-    let Some(lookup) = lookup(conn, text) else {
+    let Some(lookup) = lookup(conn, within, text)? else {
         return Ok(None);
     };
     let rows: Vec<CountRow> = run(conn, within, &lookup, None)?;
@@ -205,10 +257,28 @@ mod tests {
     #[test]
     fn words_are_the_ascii_runs_the_index_can_use() {
         assert_eq!(words("svc-00040-pr"), vec!["00040", "svc"]);
-        assert_eq!(words("50%_off"), Vec::<&str>::new());
+        assert_eq!(words("50%_off"), vec!["off"]);
+        assert_eq!(words("%_ab-\"*"), Vec::<&str>::new());
         assert_eq!(words("billing api"), vec!["billing", "api"]);
         // A word inside a longer one adds nothing.
         assert_eq!(words("abcd bcd"), vec!["abcd"]);
         assert_eq!(words("zürich-prod"), vec!["rich", "prod"]);
+    }
+
+    #[test]
+    fn words_most_names_hold_are_left_to_the_exact_check() {
+        let sample: Vec<NameRow> = ["svc-00040-prod", "svc-00041-dev", "svc-00140-ci", "svc-x"]
+            .into_iter()
+            .map(|n| NameRow {
+                name_lower: n.to_owned(),
+            })
+            .collect();
+        assert_eq!(pick_uncommon(vec!["svc", "00040"], &sample), vec!["00040"]);
+        assert_eq!(
+            pick_uncommon(vec!["prod", "zzz"], &sample),
+            vec!["zzz", "prod"]
+        );
+        // All common: the rarest still narrows the index's answer.
+        assert_eq!(pick_uncommon(vec!["svc", "00"], &sample), vec!["00"]);
     }
 }
