@@ -123,7 +123,9 @@ pub async fn list_page(
     let count = match known {
         Some(n) => Count::Known(n),
         None if query.count_all => Count::Exact,
-        None => Count::Capped,
+        None => Count::Capped {
+            list: unfiltered_total,
+        },
     };
     let generation = state.counts.generation();
     let q = query.clone();

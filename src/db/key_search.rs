@@ -178,6 +178,66 @@ pub fn count(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Op
     Ok(Some(rows.first().map_or(0, |r| r.n)))
 }
 
+/// Of the newest `scan` keys `within`, how many (up to `cap` + 1) have a name matching
+/// the `LIKE` pattern (escaped with `\\`): a count of a filter the index cannot look up
+/// that reads a bounded number of keys. In creation order, which spreads a filter's
+/// matches evenly for keys named by a convention, where the name order would bunch
+/// them (and so the work) unpredictably.
+pub fn count_newest(
+    conn: &mut DbConnection,
+    within: Within,
+    pattern: &str,
+    scan: i64,
+    cap: i64,
+) -> DbResult<i64> {
+    let postgres = matches!(conn, DbConnection::Postgresql(_));
+    let (scope, channel) = match within {
+        Within::Channel(c) => ("channel_id = ", Some(c)),
+        Within::AllExcept(Some(c)) => ("channel_id <> ", Some(c)),
+        Within::AllExcept(None) => ("", None),
+    };
+    let mut n = 0;
+    let mut param = || {
+        n += 1;
+        if postgres {
+            format!("${n}")
+        } else {
+            "?".to_owned()
+        }
+    };
+    let scope = match channel {
+        Some(_) => format!("WHERE {scope}{}", param()),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM (SELECT name_lower FROM (SELECT name_lower FROM api_keys \
+         {scope} ORDER BY created_at DESC, id DESC LIMIT {}) newest \
+         WHERE name_lower LIKE {} ESCAPE '\\' LIMIT {}) hits",
+        param(),
+        param(),
+        param()
+    );
+    macro_rules! run {
+        ($c:expr, $backend:ty) => {{
+            let mut q = diesel::sql_query(sql).into_boxed::<$backend>();
+            if let Some(c) = channel {
+                q = q.bind::<BigInt, _>(c);
+            }
+            let rows: Vec<CountRow> = q
+                .bind::<BigInt, _>(scan)
+                .bind::<Text, _>(pattern)
+                .bind::<BigInt, _>(cap + 1)
+                .load($c)?;
+            rows
+        }};
+    }
+    let rows = match conn {
+        DbConnection::Sqlite(c) => run!(c, diesel::sqlite::Sqlite),
+        DbConnection::Postgresql(c) => run!(c, diesel::pg::Pg),
+    };
+    Ok(rows.first().map_or(0, |r| r.n))
+}
+
 /// Runs the lookup: the matching ids (with a limit) or their count (without).
 fn run<R>(
     conn: &mut DbConnection,

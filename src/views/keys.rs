@@ -179,9 +179,12 @@ impl KeysResults {
             .map(|k| KeyRow::new(k, now, perms))
             .collect();
         let n = rows.len() as i64;
-        // The position is carried in the URL; keep it inside what exists.
+        // The position is carried in the URL; keep it inside what exists (a capped
+        // total is only a floor: the page may lie beyond it).
         let first_index = if n == 0 {
             0
+        } else if page.capped {
+            query.pos
         } else {
             query.pos.min((page.total - n).max(0))
         };
@@ -237,7 +240,12 @@ impl KeysResults {
         .collect();
         KeysResults {
             rows,
-            total: page.total,
+            // A floor never below the rows already passed: "1041–1060 of 1060+".
+            total: if page.capped {
+                page.total.max(first_index + n)
+            } else {
+                page.total
+            },
             capped: page.capped,
             count_all_href: format!("{base}{}", query.href_counting_all()),
             first: if n == 0 { 0 } else { first_index + 1 },

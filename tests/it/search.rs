@@ -327,3 +327,69 @@ async fn a_frequent_filter_counts_to_a_thousand_and_the_rest_on_demand() {
     }
     assert_eq!(seen, 1005);
 }
+
+#[tokio::test]
+async fn a_short_filter_over_many_keys_counts_the_newest_ten_thousand() {
+    use diesel::connection::SimpleConnection;
+    use latchkey::db::schema::channels;
+    use latchkey::domain::key::PlainKey;
+
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Ten thousand", "").await;
+    let names: Vec<String> = (0..10_050).map(|n| format!("k{n:05}")).collect();
+    {
+        let mut conn = app.conn();
+        for chunk in names.chunks(500) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|name| {
+                    let (key, parts) = PlainKey::generate("lk");
+                    format!(
+                        "({cid}, '{}', '{}', '{}', 'lk', '{name}', '{name}', 'verify', '', \
+                         '2026-11-30 00:00:00', 'test', '2026-11-30 00:00:00')",
+                        parts.key_id,
+                        key.hash().as_str(),
+                        parts.last_four
+                    )
+                })
+                .collect();
+            conn.batch_execute(&format!(
+                "INSERT INTO api_keys (channel_id, key_id, key_hash, last_four, prefix, name, \
+                 name_lower, scopes, allowed_cidrs, created_at, created_by, updated_at) VALUES {}",
+                values.join(",")
+            ))
+            .unwrap();
+        }
+        diesel::update(channels::table.find(cid))
+            .set(channels::key_count.eq(10_050i64))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    let admin = app.admin().await;
+    // Same creation time: the newest are the last inserted, k00050 to k10049.
+    let newest = |f: &str| names[50..].iter().filter(|n| n.contains(f)).count();
+    let all = |f: &str| names.iter().filter(|n| n.contains(f)).count();
+    let page = admin
+        .hx_get(&format!("/channels/{cid}/keys?q=12"), "keys-results")
+        .await;
+    assert!(newest("12") < 1000 && all("12") > newest("12"));
+    assert_eq!(range_of(&page.body), format!("1–20 of {}+ ", newest("12")));
+    let page = admin
+        .hx_get(
+            &format!("/channels/{cid}/keys?q=12&count=all"),
+            "keys-results",
+        )
+        .await;
+    assert_eq!(range_of(&page.body), format!("1–20 of {}", all("12")));
+    // Frequent: over 1,000 among the newest.
+    let page = admin
+        .hx_get(&format!("/channels/{cid}/keys?q=k0"), "keys-results")
+        .await;
+    assert_eq!(range_of(&page.body), "1–20 of 1000+ ");
+    // Three characters: the index counts exactly, over every key.
+    let page = admin
+        .hx_get(&format!("/channels/{cid}/keys?q=k00"), "keys-results")
+        .await;
+    assert_eq!(range_of(&page.body), format!("1–20 of {}", all("k00")));
+}
