@@ -1341,8 +1341,8 @@ fn report(results: &[BackendResult], plan: Plan) -> String {
         let _ = writeln!(
             out,
             "  - name index: built over {} keys in {:.1} s; per key written, with / without it \
-             ({} keys): create in its own transaction {:.0} / {:.0} µs, create in one \
-             transaction {:.0} / {:.0} µs, rename {:.0} / {:.0} µs",
+             ({} keys, median of 3 rounds): create in its own transaction {:.0} / {:.0} µs, \
+             create in one transaction {:.0} / {:.0} µs, rename {:.0} / {:.0} µs",
             plan.total,
             r.seeded.index_build,
             w.n,
