@@ -1,7 +1,9 @@
-//! Totals of filtered key lists — the "1,000" in "1–20 of 1,000" — remembered, so that
-//! paging through a filter's results, or coming back to it, does not count again.
-//! Counting a substring filter reads every key of the channel (BENCHMARKS.md); the rows
-//! of one page are cheap.
+//! Exact totals of filtered key lists — the "1,000" in "1–20 of 1,000" — remembered, so
+//! that paging through a filter's results, or coming back to it, does not count again.
+//! The name index (`db::key_search`) counts a filter to 1,000 in a few milliseconds; an
+//! exact total beyond that ("Count all", the API) reads every match, and is what is
+//! worth remembering most. A capped total ("1000+") is never stored: it is cheap to
+//! count again, and a later exact request must not take it for the real figure.
 //!
 //! - Every key write on this instance (`app::write`, through `AppState::forget`) and
 //!   every change another instance records (seen by the change poller) forgets every

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::db::channels;
-use crate::db::key_list::{self, KeyPage};
+use crate::db::key_list::{self, Count, KeyPage};
 use crate::domain::list::{Cursor, ListQuery, Within};
 use crate::domain::role::Action;
 use crate::state::AppState;
@@ -78,7 +78,7 @@ pub async fn begin(
                 )
             }
         };
-        let first = key_list::list_page(c, within, &q, None)?;
+        let first = key_list::list_page(c, within, &q, Count::Exact)?;
         Ok((within, names, first))
     })
     .await?;
@@ -123,7 +123,7 @@ pub async fn next_page(
     q.cursor = Some(Cursor::After(after));
     // The total is known: no count per page.
     read(state, move |c| {
-        Ok(key_list::list_page(c, within, &q, Some(0))?)
+        Ok(key_list::list_page(c, within, &q, Count::Known(0))?)
     })
     .await
 }

@@ -4,7 +4,7 @@
 
 use crate::db::DbConnection;
 use crate::db::channels::{self, Channel};
-use crate::db::key_list::{self, KeyPage};
+use crate::db::key_list::{self, Count, KeyPage};
 use crate::db::keys::{self, ApiKey, NewKey};
 use crate::domain::key::PlainKey;
 use crate::domain::key_settings::KeySettings;
@@ -99,8 +99,9 @@ pub async fn find_for_edit(
 }
 
 /// One page of keys. `unfiltered_total` is the list's size without a filter (the
-/// channel's `key_count`, or the sum over channels); a filtered total comes from the
-/// remembered totals when known, else it is counted and remembered.
+/// channel's `key_count`, or the sum over channels). A filtered total comes from the
+/// remembered totals when known; else it is counted, exactly when the query asks
+/// (`count_all`), otherwise up to [`key_list::CAP`], and an exact one is remembered.
 pub async fn list_page(
     state: &AppState,
     actor: &Actor,
@@ -119,13 +120,20 @@ pub async fn list_page(
     } else {
         remember.as_deref().and_then(|k| state.counts.get(k))
     };
+    let count = match known {
+        Some(n) => Count::Known(n),
+        None if query.count_all => Count::Exact,
+        None => Count::Capped {
+            list: unfiltered_total,
+        },
+    };
     let generation = state.counts.generation();
     let q = query.clone();
     let page = read(state, move |c| {
-        Ok(key_list::list_page(c, within, &q, known)?)
+        Ok(key_list::list_page(c, within, &q, count)?)
     })
     .await?;
-    if let (None, Some(k)) = (known, remember) {
+    if let (None, Some(k), false) = (known, remember, page.capped) {
         state.counts.put(k, generation, page.total);
     }
     Ok(page)

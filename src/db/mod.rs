@@ -15,6 +15,7 @@ pub mod channels;
 pub mod credits;
 pub mod imports;
 pub mod key_list;
+pub mod key_search;
 pub mod keys;
 pub mod login_attempts;
 pub mod outbox;

@@ -111,6 +111,8 @@ pub struct ListParams {
     pub before: Option<String>,
     pub pos: Option<String>,
     pub risk: Option<String>,
+    /// `all`: count every match, however many (a capped total's "Count all").
+    pub count: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +130,10 @@ pub struct ListQuery {
     pub pos: i64,
     /// A risk the keys must show (the risk overview links here).
     pub risk: Option<Risk>,
+    /// Count every match, however many. Otherwise the dashboard counts up to a cap
+    /// ("1000+"): an exact total of a frequent filter reads every key it matches.
+    /// Never carried into other links: an exact total is remembered instead.
+    pub count_all: bool,
 }
 
 /// Keys worth a second look.
@@ -245,6 +251,7 @@ impl ListQuery {
             cursor,
             pos,
             risk,
+            count_all: p.count.as_deref() == Some("all"),
         }
     }
 
@@ -257,6 +264,13 @@ impl ListQuery {
     /// at). Defaults are left out so URLs stay short.
     pub fn href(&self, cursor: Option<Cursor>, pos: i64) -> String {
         self.href_with(self.sort, self.dir, self.size, cursor, pos)
+    }
+
+    /// This very list (filter, sort, position) with every match counted.
+    pub fn href_counting_all(&self) -> String {
+        let href = self.href(self.cursor, self.pos);
+        let sep = if href.is_empty() { '?' } else { '&' };
+        format!("{href}{sep}count=all")
     }
 
     pub fn href_with(

@@ -165,6 +165,10 @@ pub struct KeysResults {
     pub rows: Vec<KeyRow>,
     pub query: ListQuery,
     pub total: i64,
+    /// More than `total` keys match (a capped count): the range line says "1000+".
+    pub capped: bool,
+    /// This list with every match counted: the capped range line's "Count all".
+    pub count_all_href: String,
     pub first: i64,
     pub last: i64,
     pub prev_href: Option<String>,
@@ -195,9 +199,12 @@ impl KeysResults {
             .map(|k| KeyRow::new(k, now, perms))
             .collect();
         let n = rows.len() as i64;
-        // The position is carried in the URL; keep it inside what exists.
+        // The position is carried in the URL; keep it inside what exists (a capped
+        // total is only a floor: the page may lie beyond it).
         let first_index = if n == 0 {
             0
+        } else if page.capped {
+            query.pos
         } else {
             query.pos.min((page.total - n).max(0))
         };
@@ -253,7 +260,14 @@ impl KeysResults {
         .collect();
         KeysResults {
             rows,
-            total: page.total,
+            // A floor never below the rows already passed: "1041–1060 of 1060+".
+            total: if page.capped {
+                page.total.max(first_index + n)
+            } else {
+                page.total
+            },
+            capped: page.capped,
+            count_all_href: format!("{base}{}", query.href_counting_all()),
             first: if n == 0 { 0 } else { first_index + 1 },
             last: first_index + n,
             prev_href,

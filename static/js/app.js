@@ -366,7 +366,7 @@
     form.querySelectorAll("[data-bulk-action]").forEach(function (b) { b.disabled = count === 0; });
     var status = form.querySelector("[data-bulk-status]");
     var text = count === 0 ? "No keys selected." :
-      everything ? "All " + count + " matching keys selected." :
+      everything ? "All " + count + (all.hasAttribute("data-more") ? "+" : "") + " matching keys selected." :
       count === 1 ? "1 key selected." : count + " keys selected.";
     if (status && status.textContent !== text) status.textContent = text;
     form.classList.toggle("has-selection", count > 0);

@@ -159,7 +159,7 @@ async fn who_may_see_keys_may_export_them_in_the_dashboard_and_the_api() {
     assert_eq!(res.status, 422, "{}", res.body);
 }
 
-fn sha256(plain: &str) -> String {
+pub(crate) fn sha256(plain: &str) -> String {
     hex_digest(Algorithm::Sha256, plain)
 }
 

@@ -30,6 +30,7 @@ mod redis;
 mod reminders;
 mod roll;
 mod schema;
+mod search;
 mod security;
 mod ssrf;
 mod status;

@@ -12,7 +12,7 @@ use latchkey::domain::receiver::Policy;
 use proptest::prelude::*;
 
 use crate::fixtures::{channel, generate};
-use crate::helpers::spawn_app;
+use crate::helpers::{TestDb, spawn_app};
 
 /// Dates people and scripts type, with the edges of what `time` can hold.
 fn date_text() -> impl Strategy<Value = String> {
@@ -124,7 +124,7 @@ proptest! {
         after in proptest::option::of(any::<String>()),
         pos in proptest::option::of(any::<String>()),
     ) {
-        let p = ListParams { q, size, sort, dir, after, before: None, pos, risk: None };
+        let p = ListParams { q, size, sort, dir, after, before: None, pos, risk: None, count: None };
         let l = ListQuery::parse(&p);
         prop_assert!(PAGE_SIZES.contains(&l.size));
         prop_assert!(l.pos >= 0);
@@ -334,4 +334,168 @@ async fn hostile_requests_get_clear_4xx_and_the_server_keeps_serving() {
     // Still serving.
     admin.get("/channels").await.assert_status(200);
     assert!(app.browser().get("/healthz").await.status.is_success());
+}
+
+/// Text over the characters that mean something to LIKE (`%`, `_`, `\\`), to FTS5's
+/// query syntax (`"`, `*`, `(`, `)`, `^`, `:`, `-`, `+`), to pg_trgm (word edges), and
+/// characters whose lower case differs in length (`İ`) or lies outside ASCII.
+fn odd_text(max: usize) -> impl Strategy<Value = String> {
+    let chars = prop_oneof![
+        Just('a'),
+        Just('b'),
+        Just('c'),
+        Just('K'),
+        Just('0'),
+        Just('1'),
+        Just(' '),
+        Just('%'),
+        Just('_'),
+        Just('\\'),
+        Just('"'),
+        Just('*'),
+        Just('('),
+        Just(')'),
+        Just('^'),
+        Just(':'),
+        Just('-'),
+        Just('+'),
+        Just('.'),
+        Just('\''),
+        Just('é'),
+        Just('ß'),
+        Just('İ'),
+        Just('日'),
+        Just('本'),
+    ];
+    proptest::collection::vec(chars, 1..max).prop_map(|v| v.into_iter().collect())
+}
+
+/// A stored key as the property sees it: id, key id, lower-case name.
+type Row = (i64, String, String);
+
+/// Stores a key named `name` (trimmed; skipped when empty or taken) in `channel`.
+fn store(conn: &mut latchkey::db::DbConnection, channel: i64, name: &str, rows: &mut Vec<Row>) {
+    use latchkey::db::keys;
+    use latchkey::domain::key_settings::KeySettings;
+    let name = name.trim();
+    let lower = name.to_lowercase();
+    if name.is_empty() || rows.iter().any(|r| r.2 == lower) {
+        return;
+    }
+    let settings = KeySettings {
+        name: name.to_owned(),
+        description: None,
+        expires_at: None,
+        scopes: Vec::new(),
+        cidrs: Vec::new(),
+        postback_url: None,
+        off_the_record: false,
+        enabled: true,
+    };
+    let (plain, parts) = PlainKey::generate("lk");
+    let new = keys::NewKey {
+        channel_id: channel,
+        settings: &settings,
+        parts: &parts,
+        hash: &plain.hash(),
+        created_by: "props",
+        deactivated_by_person: false,
+    };
+    let key = keys::insert(conn, &new).unwrap();
+    rows.push((key.id, key.key_id, key.name_lower));
+}
+
+/// Lists the channel's keys under each filter, both ways a total is counted, and
+/// compares with what a plain substring search over `rows` keeps.
+fn agrees(
+    conn: &mut latchkey::db::DbConnection,
+    channel: i64,
+    rows: &[Row],
+    filters: &[String],
+) -> Result<(), TestCaseError> {
+    use latchkey::db::key_list::{self, Count};
+    use latchkey::domain::list::Within;
+    for text in filters {
+        let q = ListQuery::parse(&ListParams {
+            q: Some(text.clone()),
+            size: Some("100".into()),
+            ..ListParams::default()
+        });
+        let want: std::collections::BTreeSet<i64> = rows
+            .iter()
+            .filter(|(_, key_id, name)| match &q.filter {
+                Filter::None => true,
+                Filter::Name(t) => name.contains(t.as_str()),
+                Filter::KeyIdOrName(id) => key_id == id || name.contains(&id.to_lowercase()),
+                Filter::Hash(_) => false,
+            })
+            .map(|r| r.0)
+            .collect();
+        for count in [Count::Exact, Count::Capped { list: 0 }] {
+            let page = key_list::list_page(conn, Within::Channel(channel), &q, count).unwrap();
+            let got: std::collections::BTreeSet<i64> = page.rows.iter().map(|k| k.id).collect();
+            prop_assert_eq!(&got, &want, "filter {:?} ({:?})", text, count);
+            prop_assert_eq!(page.total, want.len() as i64, "total of {:?}", text);
+        }
+        let n = key_list::count_matching(conn, Within::Channel(channel), &q).unwrap();
+        prop_assert_eq!(n, want.len() as i64, "count of {:?}", text);
+    }
+    Ok(())
+}
+
+/// The substring index (FTS5 trigrams on SQLite, pg_trgm on PostgreSQL) keeps exactly
+/// the keys a plain substring search keeps, for names and filters full of syntax, and
+/// stays in step through inserts, renames and deletes. Runs on the suite's backend
+/// (PostgreSQL when `LATCHKEY_TEST_POSTGRES` is set).
+#[test]
+fn the_name_index_finds_exactly_what_a_substring_search_finds() {
+    use latchkey::db::{channels, keys};
+    use proptest::test_runner::{Config, TestRunner};
+
+    let db = TestDb::new();
+    // The runner takes a `Fn`: the one connection is borrowed per case.
+    let pooled = std::cell::RefCell::new(db.connect());
+    let case = (
+        proptest::collection::vec(odd_text(14), 1..30),
+        proptest::collection::vec(odd_text(6), 1..6),
+        proptest::collection::vec((any::<prop::sample::Index>(), 0usize..14, 1usize..8), 1..8),
+    );
+    // A channel per case (shrinking runs cases again: each gets a new one).
+    let cases = std::cell::Cell::new(0u32);
+    let mut runner = TestRunner::new(Config::with_cases(40));
+    runner
+        .run(&case, |(names, typed, pieces)| {
+            let mut pooled = pooled.borrow_mut();
+            let conn = &mut **pooled;
+            cases.set(cases.get() + 1);
+            let channel = channels::insert(conn, &format!("props {}", cases.get()), None)
+                .unwrap()
+                .id;
+            let mut rows: Vec<Row> = Vec::new();
+            for n in &names {
+                store(conn, channel, n, &mut rows);
+            }
+            // Filters: pieces of the names (so most match something) and typed text.
+            let mut filters = typed.clone();
+            for (which, from, len) in pieces.iter().filter(|_| !rows.is_empty()) {
+                let name: Vec<char> = rows[which.index(rows.len())].2.chars().collect();
+                let from = (*from).min(name.len() - 1);
+                filters.push(name[from..(from + len).min(name.len())].iter().collect());
+            }
+            agrees(conn, channel, &rows, &filters)?;
+            // Every other key renamed (reversed: the pieces now match elsewhere, if at
+            // all; `r` is in no generated name, so no two names collide), every third
+            // deleted.
+            for row in rows.iter_mut().step_by(2) {
+                let name = format!("{} r", row.2.chars().rev().collect::<String>());
+                row.2 = keys::rename(conn, row.0, &name).unwrap().name_lower;
+            }
+            let gone: Vec<i64> = rows.iter().step_by(3).map(|r| r.0).collect();
+            for id in &gone {
+                keys::delete(conn, *id).unwrap();
+            }
+            rows.retain(|r| !gone.contains(&r.0));
+            agrees(conn, channel, &rows, &filters)
+        })
+        .unwrap();
 }

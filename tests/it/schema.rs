@@ -61,6 +61,10 @@ struct Row {
     pk: i64,
 }
 
+/// `key_search` (migration 000011) is left out: the substring index of key names is a
+/// different thing on each backend (an FTS5 table and its shadow tables; a table
+/// partitioned 64 ways), never declared to diesel and queried only by
+/// `db::key_search`, whose behaviour `tests/it/search.rs` checks on both.
 fn actual(conn: &mut DbConnection) -> Tables {
     let rows: Vec<Row> = match conn {
         DbConnection::Sqlite(_) => diesel::sql_query(
@@ -68,7 +72,8 @@ fn actual(conn: &mut DbConnection) -> Tables {
              CAST(CASE WHEN p.\"notnull\" = 0 AND p.pk = 0 THEN 1 ELSE 0 END AS BIGINT) AS nullable, \
              CAST(p.pk AS BIGINT) AS pk \
              FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '__diesel%'",
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '__diesel%' \
+             AND m.name NOT LIKE 'key_search%'",
         )
         .load(conn)
         .unwrap(),
@@ -78,7 +83,8 @@ fn actual(conn: &mut DbConnection) -> Tables {
              CAST(CASE WHEN c.is_nullable = 'YES' THEN 1 ELSE 0 END AS BIGINT) AS nullable, \
              CAST(CASE WHEN c.column_default LIKE 'nextval%' THEN 1 ELSE 0 END AS BIGINT) AS pk \
              FROM information_schema.columns c \
-             WHERE c.table_schema = 'public' AND c.table_name NOT LIKE '__diesel%'",
+             WHERE c.table_schema = 'public' AND c.table_name NOT LIKE '__diesel%' \
+             AND c.table_name NOT LIKE 'key_search%'",
         )
         .load(conn)
         .unwrap(),

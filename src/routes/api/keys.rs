@@ -125,7 +125,9 @@ pub async fn list_keys(
     let actor = caller.actor();
     let id = params.channel_id.unwrap_or(caller.0.key.channel_id);
     let channel = app::keys::channel(&state, &actor, id).await?;
-    let query = ListQuery::parse(&params.list);
+    // API callers page by cursor and read `total` as the exact number of matches.
+    let mut query = ListQuery::parse(&params.list);
+    query.count_all = true;
     let page = app::keys::list_page(
         &state,
         &actor,
