@@ -18,6 +18,7 @@ pub mod postback;
 pub mod retention;
 pub mod routes;
 pub mod session;
+pub mod spare_cpu;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use crate::db::{self, Pool};
 use crate::domain::password;
 use crate::domain::webhook::Sealer;
 use crate::routes::{self, CookieSettings};
+use crate::spare_cpu::SpareCpu;
 use crate::state::AppState;
 use crate::usage::{self, UsageRecorder};
 use crate::verification::KeyCache;
@@ -92,6 +93,8 @@ impl Application {
             sealer,
             postback_wake: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_checks)),
+            // As many again as run at once, for runs abandoned to normal priority.
+            spare_cpu: Arc::new(SpareCpu::new(2 * password_checks)),
             imports: Arc::default(),
             clock: Default::default(),
         });
