@@ -14,7 +14,7 @@
 //! to [`MAX_BUSY`] while the machine stays busy) jobs go straight to normal priority.
 //! The abandoned run finishes whenever a core is free, and its answer is dropped.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,9 @@ pub struct SpareCpu {
     threads: Arc<AtomicUsize>,
     max_threads: usize,
     busy: Mutex<Busy>,
+    /// Jobs answered from spare CPU, and at normal priority (for `/metrics`).
+    answered_spare: AtomicU64,
+    answered_normal: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -74,7 +77,17 @@ impl SpareCpu {
                 until: None,
                 next: FIRST_BUSY,
             }),
+            answered_spare: AtomicU64::new(0),
+            answered_normal: AtomicU64::new(0),
         }
+    }
+
+    /// How many jobs were answered from spare CPU, and how many at normal priority.
+    pub fn answered(&self) -> (u64, u64) {
+        (
+            self.answered_spare.load(Ordering::Relaxed),
+            self.answered_normal.load(Ordering::Relaxed),
+        )
     }
 
     /// Runs `f` on spare CPU, or at normal priority when there is none (see the
@@ -90,6 +103,7 @@ impl SpareCpu {
                 match tokio::time::timeout(SPARE_WAIT, answer).await {
                     Ok(Ok(value)) => {
                         self.found_spare();
+                        self.answered_spare.fetch_add(1, Ordering::Relaxed);
                         return Ok(value);
                     }
                     // Its thread died: the blocking pool has the last word.
@@ -98,7 +112,9 @@ impl SpareCpu {
                 }
             }
         }
-        actix_web::web::block(move || f()).await.map_err(|_| Gone)
+        let value = actix_web::web::block(move || f()).await.map_err(|_| Gone)?;
+        self.answered_normal.fetch_add(1, Ordering::Relaxed);
+        Ok(value)
     }
 
     fn machine_busy(&self) -> bool {
@@ -273,6 +289,7 @@ mod tests {
         let job = starved.clone();
         let answered_by = block_on(spare.run(move || job())).unwrap();
         assert_ne!(answered_by.as_deref(), Some("latchkey-spare"));
+        assert_eq!(spare.answered(), (0, 1));
         // For a while, jobs go straight to normal priority.
         assert!(spare.machine_busy());
         let job = starved.clone();
