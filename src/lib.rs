@@ -20,6 +20,7 @@ pub mod ratelimit;
 pub mod retention;
 pub mod routes;
 pub mod session;
+pub mod spare_cpu;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

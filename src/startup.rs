@@ -15,6 +15,7 @@ use crate::db::{self, Pool};
 use crate::domain::password;
 use crate::domain::webhook::Sealer;
 use crate::routes::{self, CookieSettings};
+use crate::spare_cpu::SpareCpu;
 use crate::state::AppState;
 use crate::usage::{self, UsageRecorder};
 use crate::verification::KeyCache;
@@ -112,6 +113,8 @@ impl Application {
             sealer,
             postback_wake: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_checks)),
+            // As many again as run at once, for runs abandoned to normal priority.
+            spare_cpu: Arc::new(SpareCpu::new(2 * password_checks)),
             imports: Arc::default(),
             clock: Default::default(),
             limiter: Arc::new(limiter),
@@ -208,14 +211,7 @@ async fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
 /// and work on every instance; random (and logged out at restart) otherwise.
 fn session_key(settings: &Settings) -> Result<Key, StartupError> {
     match &settings.session_secret {
-        Some(secret) => {
-            let mut bytes = [0u8; 64];
-            blake3::Hasher::new_derive_key("latchkey 2026 session cookie key")
-                .update(secret.expose().as_bytes())
-                .finalize_xof()
-                .fill(&mut bytes);
-            Ok(Key::from(&bytes))
-        }
+        Some(secret) => Ok(cookie_key(secret.expose())),
         None => {
             tracing::warn!(
                 "LATCHKEY_SESSION_SECRET is not set: sessions end when the server restarts"
@@ -223,6 +219,17 @@ fn session_key(settings: &Settings) -> Result<Key, StartupError> {
             Ok(Key::generate())
         }
     }
+}
+
+/// The session cookie key of a given LATCHKEY_SESSION_SECRET (public for tests that
+/// read or age a session cookie as another instance with the same secret would).
+pub fn cookie_key(secret: &str) -> Key {
+    let mut bytes = [0u8; 64];
+    blake3::Hasher::new_derive_key("latchkey 2026 session cookie key")
+        .update(secret.as_bytes())
+        .finalize_xof()
+        .fill(&mut bytes);
+    Key::from(&bytes)
 }
 
 /// What seals the keys' POSTback signing secrets at rest: its own setting, else

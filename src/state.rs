@@ -29,6 +29,8 @@ pub struct AppState {
     /// Caps password hashing and checking (argon2) at one per core, so a login flood
     /// queues here instead of taking every core and thread (`app::passwords`).
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Where the password checks run: on spare CPU only, while there is some.
+    pub spare_cpu: Arc<crate::spare_cpu::SpareCpu>,
     /// Whether imported keys exist (verification of other formats: `imported`).
     pub imports: Arc<crate::imported::ImportIndex>,
     /// What background work takes as "now" (a manual clock in tests).
@@ -80,6 +82,7 @@ impl AppState {
             metrics: Arc::default(),
             postback_wake: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(1)),
+            spare_cpu: Arc::new(crate::spare_cpu::SpareCpu::new(2)),
             imports: Arc::default(),
             clock,
             limiter: Arc::default(),

@@ -5,9 +5,9 @@
 //! The password step is three short moves, so a flood of guesses never holds a
 //! database connection while argon2 runs: (1) one write transaction checks the
 //! throttle and records the attempt as a failure *before* the hash (concurrent guesses
-//! count at once); (2) argon2 runs on the blocking pool with no connection, at most one
-//! per core (`app::passwords`); (3) a second write transaction turns the attempt into a
-//! success and writes the audit line. A whole login holds one turn of the queue, so a
+//! count at once); (2) argon2 runs with no connection, at most one per core but one, on
+//! spare CPU while there is some (`app::passwords`); (3) a second write transaction
+//! turns the attempt into a success and writes the audit line. A whole login holds one turn of the queue, so a
 //! flood also holds at most that many pool connections.
 
 use std::net::IpAddr;
@@ -110,7 +110,7 @@ pub async fn login(
     };
     // (2) argon2, holding no connection.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let matches = passwords::verify(&turn, plain, stored).await?;
+    let matches = passwords::verify(state, &turn, plain, stored).await?;
     // (3) The outcome and its audit line.
     let user = match user {
         Some(u) if matches && !u.disabled => u,

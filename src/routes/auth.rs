@@ -29,10 +29,22 @@ pub async fn home(user: Option<CurrentUser>) -> HttpResponse {
     })
 }
 
-#[derive(Deserialize)]
+/// The login page's address: `?logged_out=1` after logging out, nothing otherwise.
+#[derive(Debug, Default, Deserialize)]
 pub struct LoginQuery {
     #[serde(default)]
-    logged_out: Option<String>,
+    pub logged_out: Option<String>,
+}
+
+impl LoginQuery {
+    /// The notice above the form: a fixed text, never anything from the address.
+    pub fn notice(&self) -> Result<Option<&'static str>, String> {
+        match self.logged_out.as_deref() {
+            None => Ok(None),
+            Some("1") => Ok(Some("You have been logged out.")),
+            Some(_) => Err("The login page's logged_out parameter can only be 1.".to_owned()),
+        }
+    }
 }
 
 pub async fn login_page(
@@ -40,6 +52,7 @@ pub async fn login_page(
     user: Option<CurrentUser>,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let notice = query.notice().map_err(AppError::BadRequest)?;
     if user.is_some() {
         return Ok(see_other("/channels"));
     }
@@ -47,10 +60,7 @@ pub async fn login_page(
         shell: Shell::anonymous(session::csrf_token(&session)?),
         username: String::new(),
         error: None,
-        notice: query
-            .logged_out
-            .as_ref()
-            .map(|_| "You have been logged out.".to_owned()),
+        notice: notice.map(str::to_owned),
     };
     render(StatusCode::OK, &page)
 }

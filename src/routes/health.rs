@@ -62,6 +62,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
     let backlog = db::run(&state.pool, db::outbox::backlog)
         .await
         .unwrap_or(-1);
+    let (spare, normal) = state.spare_cpu.answered();
     let gauges = [
         (
             "latchkey_db_pool_connections",
@@ -106,6 +107,16 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             "latchkey_redis_failures_total",
             "Rate-limit checks Redis failed to answer in time (since start).",
             state.limiter.redis_failures() as f64,
+        ),
+        (
+            "latchkey_password_checks_spare_total",
+            "Password checks run on spare CPU (lowest priority).",
+            spare as f64,
+        ),
+        (
+            "latchkey_password_checks_normal_total",
+            "Password checks run at normal priority: the machine had no CPU to spare.",
+            normal as f64,
         ),
         (
             "latchkey_outbox_backlog",

@@ -11,8 +11,8 @@ use latchkey::domain::names::{ChannelName, Username, is_hidden_formatting};
 use latchkey::domain::receiver::Policy;
 use proptest::prelude::*;
 
-use crate::fixtures::{channel, generate};
-use crate::helpers::{TestDb, spawn_app};
+use crate::fixtures::{channel, generate, key_id_of, system_channel};
+use crate::helpers::{Browser, TestDb, spawn_app};
 
 /// Dates people and scripts type, with the edges of what `time` can hold.
 fn date_text() -> impl Strategy<Value = String> {
@@ -257,6 +257,167 @@ proptest! {
             Err(e) => prop_assert!(!e.message.is_empty()),
         }
     }
+}
+
+/// A query string of `pairs`, encoded as a browser would (any text survives).
+fn query(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap()
+}
+
+/// What a query parameter may be: absent, a value the page itself links to, an edge
+/// of its range, or anything at all.
+fn param(known: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(prop_oneof![
+        proptest::sample::select(known).prop_map(str::to_owned),
+        Just(String::new()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        Just("99999999999999999999".to_owned()),
+        any::<String>(),
+    ])
+}
+
+/// Runs `check` on 96 generated cases against a server of its own (started by `setup`
+/// and stopped when the run ends), through the real HTTP stack.
+fn over_http<S: Strategy, A>(
+    strategy: S,
+    setup: impl AsyncFnOnce() -> A,
+    check: impl AsyncFn(&A, S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(setup());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(96));
+    let result = runner.run(&strategy, |case| rt.block_on(check(&app, case)));
+    drop(app);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// `/keys/{id}?status=…&before=…` (`LogParams`), as a page and as the htmx fragment: a
+/// status class and a positive id are shown; anything else is a 400 that says what was
+/// wrong; never a 5xx.
+#[test]
+fn the_request_log_address_is_shown_or_refused_with_a_message() {
+    let cases = (
+        param(&["2xx", "4xx", "5xx", " 4xx "]),
+        param(&["1", "0", "-1", "9223372036854775807"]),
+        any::<bool>(),
+    );
+    let setup = async || {
+        let app = spawn_app().await;
+        let admin = app.admin().await;
+        let key = generate(
+            &admin,
+            system_channel(&app),
+            &[("name", "logged"), ("scopes", "verify"), ("enabled", "on")],
+        )
+        .await;
+        for _ in 0..3 {
+            app.api(&key).verify(&key).await;
+        }
+        (app, admin, key_id_of(&key))
+    };
+    over_http(
+        cases,
+        setup,
+        async |(_, admin, kid), (status, before, fragment)| {
+            let mut pairs = Vec::new();
+            if let Some(s) = &status {
+                pairs.push(("status", s.as_str()));
+            }
+            if let Some(b) = &before {
+                pairs.push(("before", b.as_str()));
+            }
+            let path = format!("/keys/{kid}?{}", query(&pairs));
+            let res = if fragment {
+                admin.hx_get(&path, "request-log").await
+            } else {
+                admin.get(&path).await
+            };
+            let (code, body) = (res.status.as_u16(), res.body);
+            let status_ok = status
+                .as_deref()
+                .is_none_or(|s| matches!(s.trim(), "" | "2xx" | "4xx" | "5xx"));
+            let number = before.as_deref().map(str::parse::<i64>);
+            let before_ok = number
+                .as_ref()
+                .is_none_or(|n| n.as_ref().is_ok_and(|b| *b > 0));
+            prop_assert!(code < 500, "{code}: {body}");
+            if status_ok && before_ok {
+                prop_assert_eq!(code, 200, "{}", body);
+                prop_assert!(body.contains("id=\"request-log\""));
+            } else if number.as_ref().is_some_and(Result::is_err) {
+                // Not a number: the address's own parse error.
+                prop_assert_eq!(code, 400, "{}", body);
+                prop_assert!(
+                    body.contains("The address has an invalid parameter"),
+                    "{}",
+                    body
+                );
+            } else if !status_ok {
+                prop_assert_eq!(code, 400, "{}", body);
+                prop_assert!(
+                    body.contains("status filter is 2xx, 4xx or 5xx"),
+                    "{}",
+                    body
+                );
+            } else {
+                prop_assert_eq!(code, 400, "{}", body);
+                prop_assert!(body.contains("before a positive request id"), "{}", body);
+            }
+            Ok(())
+        },
+    );
+}
+
+/// `/login?logged_out=…` (`LoginQuery`) with any other parameter beside it: the notice
+/// for `1`, no notice without it, a 400 with a message otherwise; the address is never
+/// written into the page.
+#[test]
+fn the_login_address_shows_its_notice_or_is_refused_with_a_message() {
+    let cases = (
+        param(&["1", "true", "0"]),
+        proptest::option::of(("[a-z_]{1,12}", any::<String>())),
+    );
+    over_http(cases, spawn_app, async |app, (logged_out, other)| {
+        let mut pairs = Vec::new();
+        if let Some(v) = &logged_out {
+            pairs.push(("logged_out", v.as_str()));
+        }
+        if let Some((k, v)) = &other {
+            prop_assume!(k != "logged_out");
+            pairs.push((k.as_str(), v.as_str()));
+        }
+        let res = Browser::new(&app.base)
+            .get(&format!("/login?{}", query(&pairs)))
+            .await;
+        let (code, body) = (res.status.as_u16(), res.body);
+        let notice = "You have been logged out.";
+        match logged_out.as_deref() {
+            None => {
+                prop_assert_eq!(code, 200, "{}", body);
+                prop_assert!(!body.contains(notice));
+            }
+            Some("1") => {
+                prop_assert_eq!(code, 200, "{}", body);
+                prop_assert!(body.contains(notice));
+            }
+            Some(v) => {
+                prop_assert_eq!(code, 400, "{}", body);
+                prop_assert!(
+                    body.contains("logged_out parameter can only be 1"),
+                    "{}",
+                    body
+                );
+                if v.len() >= 12 && v.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    prop_assert!(!body.contains(v));
+                }
+            }
+        }
+        Ok(())
+    });
 }
 
 #[tokio::test]

@@ -13,10 +13,31 @@ use crate::session::{self as sess, CurrentUser};
 use crate::state::AppState;
 use crate::views::key_detail::{DeliveryRow, KeyDetailPage, LogRow, RequestLog, charts};
 
-#[derive(serde::Deserialize)]
+/// The request log's address: `?status=2xx|4xx|5xx` and `?before=<request id>`.
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct LogParams {
-    status: Option<String>,
-    before: Option<i64>,
+    pub status: Option<String>,
+    pub before: Option<i64>,
+}
+
+impl LogParams {
+    /// The status filter and the page (requests older than `before`); anything else
+    /// is refused with a message (the page's own links only ever send these).
+    pub fn parse(&self) -> Result<(Option<StatusFilter>, Option<i64>), String> {
+        let status =
+            match self.status.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(s) => Some(StatusFilter::parse(s).ok_or_else(|| {
+                    "The request log's status filter is 2xx, 4xx or 5xx.".to_owned()
+                })?),
+            };
+        match self.before {
+            Some(b) if b <= 0 => {
+                Err("The request log's page starts before a positive request id.".to_owned())
+            }
+            before => Ok((status, before)),
+        }
+    }
 }
 
 const LOG_PAGE: i64 = 50;
@@ -29,8 +50,7 @@ pub async fn show_key(
     path: web::Path<String>,
     params: web::Query<LogParams>,
 ) -> Result<HttpResponse, AppError> {
-    let status = params.status.as_deref().and_then(StatusFilter::parse);
-    let before = params.before.filter(|b| *b > 0);
+    let (status, before) = params.parse().map_err(AppError::BadRequest)?;
     let now = crate::db::now();
     let (key, channel, activity) = app::usage::key_activity(
         &state,

@@ -9,7 +9,7 @@ use latchkey::db::schema::{audit_events, recovery_codes, users};
 use latchkey::domain::role::Role;
 use proptest::prelude::*;
 
-use crate::helpers::{ADMIN_PASSWORD, Browser, TestApp, spawn_app};
+use crate::helpers::{ADMIN_PASSWORD, Browser, SESSION_SECRET, TestApp, spawn_app};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -359,4 +359,75 @@ async fn wrong_codes_are_throttled_like_passwords() {
     blocked.assert_status(429);
     assert!(blocked.body.contains("Too many wrong codes"));
     b.get("/channels").await.assert_status(303);
+}
+
+/// The session cookie of `b`, re-sealed with its half-finished login's start moved
+/// `age` seconds into the past (as it would read that much later): the cookie is
+/// encrypted with the server's key, so only a holder of LATCHKEY_SESSION_SECRET can.
+fn aged_session_cookie(b: &Browser, age: u64) -> String {
+    use actix_web::cookie::{Cookie, CookieJar};
+    use reqwest::cookie::CookieStore;
+    const NAME: &str = "latchkey_session";
+    let url: reqwest::Url = b.url("/").parse().unwrap();
+    let header = b.jar.cookies(&url).expect("a session cookie");
+    let sealed = header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find(|c| c.starts_with(&format!("{NAME}=")))
+        .expect("the session cookie");
+    let key = latchkey::startup::cookie_key(SESSION_SECRET);
+    let mut jar = CookieJar::new();
+    jar.add_original(Cookie::parse_encoded(sealed.to_owned()).unwrap());
+    let open = jar
+        .private(&key)
+        .get(NAME)
+        .expect("sealed with the server's key");
+    let mut state: std::collections::HashMap<String, String> =
+        serde_json::from_str(open.value()).unwrap();
+    let mut pending: serde_json::Value = serde_json::from_str(&state["pending"]).unwrap();
+    let since = pending["since"].as_u64().unwrap();
+    assert!(since.abs_diff(now()) <= 5, "the step started just now");
+    pending["since"] = (since - age).into();
+    state.insert("pending".into(), pending.to_string());
+    let mut out = CookieJar::new();
+    out.private_mut(&key)
+        .add(Cookie::new(NAME, serde_json::to_string(&state).unwrap()));
+    out.get(NAME).unwrap().encoded().to_string()
+}
+
+/// A browser holding `cookie` (and `from`'s CSRF token).
+fn browser_with(app: &TestApp, from: &Browser, cookie: &str) -> Browser {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(cookie, &format!("http://{}/", app.base).parse().unwrap());
+    Browser::with_jar(&app.base, jar, Some(from))
+}
+
+#[tokio::test]
+async fn a_half_finished_login_expires_after_five_minutes() {
+    let app = spawn_app().await;
+    let (secret, _) = enrol(&app.admin().await).await;
+    let b = app.browser();
+    let res = b.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(res.location(), Some("/login/code"));
+    // Five minutes and two seconds later: the step is gone, even with a right code.
+    let late = browser_with(&app, &b, &aged_session_cookie(&b, 302));
+    let res = late.get("/login/code").await;
+    res.assert_status(303);
+    assert_eq!(res.location(), Some("/login"));
+    let res = late
+        .post_form("/login/code", &[("code", &code(&secret, now() + 30))])
+        .await;
+    res.assert_status(303);
+    assert_eq!(res.location(), Some("/login"));
+    late.get("/channels").await.assert_status(303);
+    // Four minutes and fifty-five seconds later: still there, and the code logs in.
+    let in_time = browser_with(&app, &b, &aged_session_cookie(&b, 295));
+    in_time.get("/login/code").await.assert_status(200);
+    let res = in_time
+        .post_form("/login/code", &[("code", &code(&secret, now() + 30))])
+        .await;
+    res.assert_status(303);
+    assert_eq!(res.location(), Some("/channels"));
+    in_time.get("/channels").await.assert_status(200);
 }

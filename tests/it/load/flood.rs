@@ -199,11 +199,27 @@ async fn load_a_login_flood_leaves_healthz_and_cached_verification_fast() {
         sample(&app, &verifier, &target, stop.clone(), usize::MAX).await;
     let refused = flood.join().unwrap();
     let took = started.elapsed();
+    let metrics = reqwest::get(format!("http://{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let checks = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("latchkey_password_checks_{name}_total ")))
+            .unwrap_or("?")
+            .to_owned()
+    };
     eprintln!(
-        "flood: {TOTAL} logins ({CONCURRENT} concurrent) refused {refused} in {:.1} s\n\
+        "flood: {TOTAL} logins ({CONCURRENT} concurrent) refused {refused} in {:.1} s; \
+         password checks on spare CPU {}, at normal priority {}\n\
          idle:  healthz {idle_health}; verify {idle_verify}\n\
          flood: healthz {flood_health}; verify {flood_verify}",
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        checks("spare"),
+        checks("normal"),
     );
     assert_eq!(refused, TOTAL);
     let bound = |idle: &Stats| idle.p95 * 2 + Duration::from_millis(25);
