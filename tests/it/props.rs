@@ -552,6 +552,7 @@ fn store(conn: &mut latchkey::db::DbConnection, channel: i64, name: &str, rows: 
         postback_url: None,
         off_the_record: false,
         enabled: true,
+        ..KeySettings::default()
     };
     let (plain, parts) = PlainKey::generate("lk");
     let new = keys::NewKey {
