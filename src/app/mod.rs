@@ -16,6 +16,7 @@ pub mod bulk;
 pub mod channels;
 pub mod credits;
 pub mod error;
+mod event_lines;
 pub mod events;
 pub mod export;
 pub mod import;

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod errors;
 pub mod export;
 pub mod key_detail;
+pub mod key_form;
 pub mod keys;
 pub mod two_factor;
 pub mod users;
