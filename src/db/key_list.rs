@@ -1,13 +1,14 @@
 //! Lists of keys: filtered, sorted, keyset-paginated pages within one channel or across
 //! channels, and the counts the risk overview shows.
 //!
-//! A name or key id filter asks the substring index first (`db::key_search`). When it
-//! finds at most [`CAP`] keys, the page and its total come from those ids: a rare
-//! filter no longer reads every key of the channel. When more match, or the index
+//! A name or key id filter asks the substring index first (`db::key_search`), which
+//! counts its matches up to [`CAP`] without reading every key of the channel. Up to
+//! [`IDS_PAGE`] of them, the page is read from their ids; beyond, or when the index
 //! cannot answer (fewer than three characters), the filter is a `LIKE` tested on the
 //! sort index's entries, which finds a page of a frequent filter after a few thousand
-//! of them; its total is then counted up to [`CAP`] (the dashboard shows "1000+") or
-//! exactly when asked for ([`Count::Exact`]: the API, exports, "Count all").
+//! of them. Totals ([`Count`]): the index's count up to [`CAP`], "1000+" beyond it on
+//! the dashboard, every match when asked ([`Count::Exact`]: the API, exports, "Count
+//! all"); a short filter is counted over the newest [`SCAN`] keys.
 
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
@@ -36,7 +37,7 @@ const IDS_PAGE: usize = 200;
 pub struct KeyPage {
     pub rows: Vec<ApiKey>,
     pub total: i64,
-    /// More than `total` keys match: the count stopped at [`CAP`].
+    /// `total` is a floor: the count stopped at [`CAP`] matches or [`SCAN`] keys.
     pub capped: bool,
     pub has_prev: bool,
     pub has_next: bool,

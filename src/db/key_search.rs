@@ -9,8 +9,8 @@
 //!   is one rowid range and the index alone answers both the ids and the count.
 //! - PostgreSQL: a pg_trgm GIN index on a narrow copy of the names partitioned by
 //!   channel. The index is asked only for the trigrams inside the text's ASCII words
-//!   (`svc-00040-pr` asks for `svc` and `00040`), and not for words most names hold
-//!   (judged on a sample of the list's names): each trigram the index is asked for
+//!   (`svc-00040-pr` has `svc` and `00040`), and not for words most names hold (judged
+//!   on a sample of the list's names; here `svc`): each trigram the index is asked for
 //!   costs a pass over all of its entries, and the ones pg_trgm pads at word edges
 //!   (" 00", "  p") or a naming convention repeats (`svc`) are in nearly every name —
 //!   5 ms of a 7 ms lookup. Each word is a substring of the text, so these conditions
