@@ -10,13 +10,16 @@
 //! A machine with no CPU to spare would starve them, and a burst of real logins on a
 //! busy server would then wait past its limit and be told "busy". So a job that has
 //! not finished within [`SPARE_WAIT`] is run again on the blocking pool, at normal
-//! priority, and answers from there; for a while after that (one second, doubling up
-//! to [`MAX_BUSY`] while the machine stays busy) jobs go straight to normal priority.
-//! The abandoned run finishes whenever a core is free, and its answer is dropped.
+//! priority, and answers from there. If the first run is still not done by then, it
+//! is starved: for a while (one second, doubling up to [`MAX_BUSY`] while the machine
+//! stays busy, halving as it finds spare CPU again) jobs go straight to normal priority. The abandoned run finishes
+//! whenever a core is free, and its answer is dropped.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot::error::TryRecvError;
 
 /// A job; it calls its argument once its answer is ready, just before handing it over
 /// (the thread then waits for work again before the caller can ask for more).
@@ -97,10 +100,11 @@ impl SpareCpu {
         f: impl Fn() -> T + Send + Sync + 'static,
     ) -> Result<T, Gone> {
         let f = Arc::new(f);
+        let mut late = None;
         if !self.machine_busy() {
             let job = f.clone();
-            if let Some(answer) = self.on_idle_thread(move || job()) {
-                match tokio::time::timeout(SPARE_WAIT, answer).await {
+            if let Some(mut answer) = self.on_idle_thread(move || job()) {
+                match tokio::time::timeout(SPARE_WAIT, &mut answer).await {
                     Ok(Ok(value)) => {
                         self.found_spare();
                         self.answered_spare.fetch_add(1, Ordering::Relaxed);
@@ -108,11 +112,28 @@ impl SpareCpu {
                     }
                     // Its thread died: the blocking pool has the last word.
                     Ok(Err(_)) => {}
-                    Err(_) => self.found_none(),
+                    Err(_) => late = Some(answer),
                 }
             }
         }
-        let value = actix_web::web::block(move || f()).await.map_err(|_| Gone)?;
+        let value = self.run_now(move || f()).await?;
+        // A late run still not done after a whole run at normal priority was starved:
+        // the machine has no CPU to spare. One that is done was only slow (a new
+        // thread's first job, a moment's contention): keep trying spare CPU.
+        if let Some(mut late) = late
+            && matches!(late.try_recv(), Err(TryRecvError::Empty))
+        {
+            self.found_none();
+        }
+        Ok(value)
+    }
+
+    /// Runs `f` at normal priority at once (on the blocking pool).
+    pub async fn run_now<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Gone> {
+        let value = actix_web::web::block(f).await.map_err(|_| Gone)?;
         self.answered_normal.fetch_add(1, Ordering::Relaxed);
         Ok(value)
     }
@@ -122,10 +143,13 @@ impl SpareCpu {
         busy.until.is_some_and(|until| Instant::now() < until)
     }
 
+    /// A job ran on spare CPU. The next stretch at normal priority, if any, is halved
+    /// rather than reset: on a machine busy in bursts one lucky job must not bring back
+    /// a wait of [`SPARE_WAIT`] every second.
     fn found_spare(&self) {
         let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         busy.until = None;
-        busy.next = FIRST_BUSY;
+        busy.next = (busy.next / 2).max(FIRST_BUSY);
     }
 
     fn found_none(&self) {
@@ -313,13 +337,19 @@ mod tests {
     }
 
     #[test]
-    fn normal_priority_stretches_double_up_to_a_limit() {
+    fn normal_priority_stretches_double_up_to_a_limit_and_halve_back() {
         let spare = SpareCpu::new(1);
         for _ in 0..10 {
             spare.found_none();
         }
-        let busy = spare.busy.lock().unwrap();
-        assert_eq!(busy.next, MAX_BUSY);
-        assert!(busy.until.is_some());
+        assert_eq!(spare.busy.lock().unwrap().next, MAX_BUSY);
+        assert!(spare.machine_busy());
+        spare.found_spare();
+        assert!(!spare.machine_busy());
+        assert_eq!(spare.busy.lock().unwrap().next, MAX_BUSY / 2);
+        for _ in 0..10 {
+            spare.found_spare();
+        }
+        assert_eq!(spare.busy.lock().unwrap().next, FIRST_BUSY);
     }
 }

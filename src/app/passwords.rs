@@ -5,9 +5,11 @@
 //! The hashes run on spare CPU (`spare_cpu`: threads of the lowest priority, while the
 //! machine has CPU to spare): argon2 takes only what answering requests leaves, so a
 //! flood of logins does not slow `/healthz` or verification (issue 11: their p95 within
-//! 2× of idle), and on a busy machine logins still get their share.
+//! 2× of idle), and on a busy machine logins still get their share. A login that has
+//! already waited half its allowance for its turn takes no more chances with spare CPU:
+//! it runs at normal priority at once, so a burst of real logins is not told "busy".
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::db::DbError;
 use crate::domain::password;
@@ -25,25 +27,36 @@ pub struct Busy;
 
 /// A turn in the queue: held by a whole login (its two short transactions and the
 /// hash between them), so a flood also holds at most this many pool connections.
-pub type Turn = tokio::sync::OwnedSemaphorePermit;
+pub struct Turn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The login waited half of [`QUEUE_WAIT`] or more for it.
+    late: bool,
+}
 
 pub async fn turn(state: &AppState) -> Result<Turn, Busy> {
+    let asked = Instant::now();
     match tokio::time::timeout(QUEUE_WAIT, state.password_checks.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => Ok(permit),
+        Ok(Ok(permit)) => Ok(Turn {
+            _permit: permit,
+            late: asked.elapsed() >= QUEUE_WAIT / 2,
+        }),
         Ok(Err(_)) | Err(_) => Err(Busy),
     }
 }
 
-/// Runs one hash or check on spare CPU (or twice: see `spare_cpu`).
+/// Runs one hash or check on spare CPU (or twice: see `spare_cpu`), or at once at
+/// normal priority for a login that has waited long already.
 async fn hashing<T: Send + 'static>(
     state: &AppState,
+    turn: &Turn,
     f: impl Fn() -> T + Send + Sync + 'static,
 ) -> AppResult<T> {
-    state
-        .spare_cpu
-        .run(f)
-        .await
-        .map_err(|_| Error::Db(DbError::Canceled))
+    let answer = if turn.late {
+        state.spare_cpu.run_now(f).await
+    } else {
+        state.spare_cpu.run(f).await
+    };
+    answer.map_err(|_| Error::Db(DbError::Canceled))
 }
 
 async fn guarded<T: Send + 'static>(
@@ -53,7 +66,7 @@ async fn guarded<T: Send + 'static>(
     let Ok(turn) = turn(state).await else {
         return Ok(Err(Busy));
     };
-    let value = hashing(state, f).await?;
+    let value = hashing(state, &turn, f).await?;
     drop(turn);
     Ok(Ok(value))
 }
@@ -62,11 +75,11 @@ async fn guarded<T: Send + 'static>(
 /// unknown name costs the same time as a wrong password). The caller holds a [`Turn`].
 pub async fn verify(
     state: &AppState,
-    _turn: &Turn,
+    turn: &Turn,
     plain: String,
     stored: Option<String>,
 ) -> AppResult<bool> {
-    hashing(state, move || match stored.as_deref() {
+    hashing(state, turn, move || match stored.as_deref() {
         Some(stored) => password::verify(&plain, stored, on_spare_thread()),
         None => password::verify(&plain, password::dummy_hash(), on_spare_thread()),
     })

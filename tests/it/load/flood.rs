@@ -8,10 +8,15 @@
 //! `FLOOD_CHECKS=n` sets LATCHKEY_PASSWORD_CHECKS to compare caps;
 //! `LATCHKEY_TEST_BIN=target/release/latchkey` measures a release build.
 //!
+//! The password checks run on spare CPU (`spare_cpu`) while the machine has some: the
+//! line printed says how many did, and how many ran at normal priority because other
+//! work (another build, the other load tests run beside this one) left none. The 2x
+//! target can only be expected when nearly all ran on spare CPU; see BENCHMARKS.md.
+//!
 //! Release build, 2 shared cores (issue 11's closing note):
 //! before: idle healthz p95 1.1 ms, flood p50 479–508 ms, p95 541–580 ms;
 //!         verify idle p95 0.6 ms, flood p95 11.5 ms.
-//! after:  idle healthz p95 0.9–1.9 ms, flood p50 0.8–1.0 ms, p95 4.6–5.7 ms;
+//! capped: idle healthz p95 0.9–1.9 ms, flood p50 0.8–1.0 ms, p95 4.6–5.7 ms;
 //!         verify idle p95 0.6–0.8 ms, flood p50 0.5 ms, p95 3.0–3.9 ms.
 
 use std::sync::Arc;
