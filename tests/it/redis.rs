@@ -86,6 +86,20 @@ async fn health(app: &TestApp) -> serde_json::Value {
         .unwrap()
 }
 
+/// Waits until every instance says its Redis connection is up.
+async fn connected(apps: &[&TestApp]) {
+    for app in apps {
+        let started = Instant::now();
+        while health(app).await["redis"] != "up" {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never connected to Redis"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn two_instances_share_a_limit_through_redis() {
     let Some(url) = redis_url() else { return };
@@ -96,16 +110,7 @@ async fn two_instances_share_a_limit_through_redis() {
         .push(("LATCHKEY_REDIS_TIMEOUT_MS".into(), "1000".into()));
     let one = spawn_app_with(opts.clone()).await;
     let two = spawn_on(one.db.clone(), opts).await;
-    for app in [&one, &two] {
-        let started = Instant::now();
-        while health(app).await["redis"] != "up" {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "never connected to Redis"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    connected(&[&one, &two]).await;
     let api = ops(&one).await;
     let (plain, _) = create(
         &api,
@@ -155,16 +160,7 @@ async fn redis_going_away_gives_the_fail_mode_without_stalling() {
             (res["code"].as_str().unwrap().to_owned(), started.elapsed())
         }
     };
-    for app in [&closed, &open] {
-        let started = Instant::now();
-        while health(app).await["redis"] != "up" {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "never connected to Redis"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    connected(&[&closed, &open]).await;
     assert_eq!(verify(&closed).await.0, "VALID");
     assert_eq!(verify(&open).await.0, "VALID");
     redis.stop();
