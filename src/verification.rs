@@ -12,8 +12,8 @@
 //! - expiry is checked against the clock on every request, so it needs no invalidation.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use ipnetwork::IpNetwork;
 use serde::Serialize;
@@ -49,6 +49,10 @@ pub struct CachedKey {
     pub credit_epoch: i64,
     /// The key's metadata object, handed back as it is stored.
     pub metadata: Option<Box<RawValue>>,
+    /// The part of a verification's answer that only depends on the key (its id,
+    /// channel, name, scopes, expiry, metadata), rendered as JSON by the verify route
+    /// on first use and reused for every later answer while the key stays cached.
+    pub answer_memo: OnceLock<Box<str>>,
 }
 
 impl CachedKey {
@@ -73,6 +77,7 @@ impl CachedKey {
             channel_name: c.name,
             channel_is_system: c.is_system,
             off_the_record: k.off_the_record,
+            answer_memo: OnceLock::new(),
         }
     }
 
@@ -287,6 +292,7 @@ mod tests {
             credit_limited: false,
             credit_epoch: 0,
             metadata: None,
+            answer_memo: OnceLock::new(),
         }
     }
 

@@ -237,6 +237,7 @@ mod tests {
             credit_limited: false,
             credit_epoch: 0,
             metadata: None,
+            answer_memo: Default::default(),
         }
     }
 
