@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use time::PrimitiveDateTime;
 
+use crate::db::raw_log::RawLogWriter;
 use crate::db::rollups::{KeyUse, LastUsed, NewRollup, Period};
 use crate::db::usage::NewRequest;
 use crate::db::{self, DbResult, Pool};
@@ -169,6 +170,12 @@ impl Buffer {
         self.counts.is_empty() && self.rows.is_empty() && self.last_used.is_empty()
     }
 
+    /// Puts rows whose write failed back in front of what arrived since.
+    fn restore_rows(&mut self, older: Vec<Pending>) {
+        let newer = std::mem::replace(&mut self.rows, older);
+        self.rows.extend(newer);
+    }
+
     /// Puts a batch whose write failed back in front of what arrived since.
     fn restore(&mut self, older: Buffer) {
         for (k, n) in older.counts {
@@ -191,6 +198,8 @@ pub struct UsageRecorder {
     per_key: usize,
     /// Rows written per key since the retention last asked (see `retention`).
     written: Mutex<HashMap<i64, usize>>,
+    /// The raw rows' own SQLite connection (`db::raw_log`).
+    raw: RawLogWriter,
 }
 
 impl Default for UsageRecorder {
@@ -206,6 +215,7 @@ impl UsageRecorder {
             flushing: Mutex::default(),
             per_key: usize::try_from(per_key).unwrap_or(usize::MAX).max(1),
             written: Mutex::default(),
+            raw: RawLogWriter::default(),
         }
     }
 
@@ -331,9 +341,16 @@ impl UsageRecorder {
         let result = pool
             .get()
             .map_err(db::DbError::from)
-            .and_then(|mut c| db::usage::write_batch(&mut c, &rows, &rollups, &uses));
+            .and_then(|mut c| db::usage::write_batch(&mut c, &self.raw, &rows, &rollups, &uses));
         match result {
-            Ok(()) => {
+            // Counted, but the rows were not written: only they are tried again.
+            Ok(Some(e)) => {
+                if let Ok(mut buf) = self.buffer.lock() {
+                    buf.restore_rows(taken.rows);
+                }
+                Err(e)
+            }
+            Ok(None) => {
                 if let Ok(mut w) = self.written.lock() {
                     for r in &rows {
                         *w.entry(r.api_key_id).or_default() += 1;

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod login_attempts;
 pub mod outbox;
 pub mod postback_secrets;
+pub mod raw_log;
 pub mod reminders;
 pub mod rollups;
 pub mod schema;

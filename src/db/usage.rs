@@ -4,9 +4,10 @@
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
+use super::raw_log::RawLogWriter;
 use super::rollups::{self, KeyUse, NewRollup};
 use super::schema::request_log;
-use super::{DbConnection, DbResult};
+use super::{DbConnection, DbError, DbResult};
 
 /// `treat_none_as_default_value = false`: a missing address is bound as NULL rather
 /// than written as DEFAULT, so SQLite, which has no DEFAULT in a VALUES list, still
@@ -25,21 +26,27 @@ pub struct NewRequest {
     pub code: Option<&'static str>,
 }
 
-/// Writes one flush in one transaction: rollups (upserts), raw rows (on SQLite a cached
-/// single-row INSERT per row; on PostgreSQL one binary COPY — not available through the
-/// shared connection type, hence the match), then each key's figures and last use.
+/// Writes one flush's counts in one transaction: rollups (upserts), then each key's
+/// figures and last use; and its raw rows — in the same transaction on PostgreSQL (one
+/// binary COPY) and for an in-memory SQLite database, through `raw` (its own
+/// connection and transaction, after this one) for a SQLite file
+/// (`RawLogWriter::target`).
+///
+/// `Err` when nothing was written; `Ok(Some(e))` when the counts were written but the
+/// raw rows were not (the caller keeps only the rows to retry).
 pub fn write_batch(
     conn: &mut DbConnection,
+    raw: &RawLogWriter,
     rows: &[NewRequest],
     rollup_rows: &[NewRollup],
     uses: &[KeyUse],
-) -> DbResult<()> {
+) -> DbResult<Option<DbError>> {
+    let separate = raw.target(conn)?.map(str::to_owned);
     conn.transaction(|conn| {
         rollups::add(conn, rollup_rows)?;
         match conn {
-            // One single-row INSERT, prepared once per connection and run per row:
-            // callgrind counted half the cost of a 1,000-row INSERT in building and
-            // parsing its SQL again each flush (its row count, hence its text, varies).
+            DbConnection::Sqlite(_) if separate.is_some() => {}
+            // In memory: one single-row INSERT, prepared once per connection.
             DbConnection::Sqlite(c) => {
                 for row in rows {
                     diesel::insert_into(request_log::table)
@@ -57,8 +64,9 @@ pub fn write_batch(
             DbConnection::Postgresql(_) => {}
         }
         rollups::touch_keys(conn, uses)?;
-        Ok(())
-    })
+        Ok::<_, DbError>(())
+    })?;
+    Ok(separate.and_then(|path| raw.write(&path, rows).err()))
 }
 
 pub use super::rollups::order_of;

@@ -783,7 +783,11 @@ async fn the_request_log_pages_backwards_in_time() {
             code: None,
         })
         .collect();
-    latchkey::db::usage::write_batch(&mut w.app.conn(), &rows, &[], &[]).unwrap();
+    // Through the raw rows' own connection on SQLite (db::raw_log), COPY on PostgreSQL.
+    let raw = latchkey::db::raw_log::RawLogWriter::default();
+    let unwritten = latchkey::db::usage::write_batch(&mut w.app.conn(), &raw, &rows, &[], &[])
+        .expect("counts written");
+    assert!(unwritten.is_none(), "rows written: {unwritten:?}");
     let first = w.admin.get(&format!("/keys/{vid}")).await;
     assert_eq!(first.body.matches("<td data-label=\"Status\">").count(), 50);
     assert!(first.body.contains("disabled>← Newest</button>"));
