@@ -366,3 +366,130 @@ async fn a_login_under_a_name_shaped_like_an_api_key_actor_is_not_audited_under_
     assert!(!audit.body.contains("api:wydd7arSTBGl"), "{}", audit.body);
     assert!(audit.body.contains("(not a username)"));
 }
+
+/// Sends `head` and then each piece of the body after a pause, on one raw connection,
+/// and returns the status and body of the answer.
+fn send_in_pieces(addr: &str, head: &str, pieces: &[&[u8]]) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    for piece in pieces {
+        s.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        // The server may answer (and close) before the rest of an oversized body.
+        if s.write_all(piece).is_err() {
+            break;
+        }
+    }
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+        let text = String::from_utf8_lossy(&raw);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end].lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            });
+            if len.is_some_and(|len| raw.len() >= end + 4 + len) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The API reads its JSON bodies itself (routes/api/json_body.rs, no copy of a body
+/// that arrives at once): a body in pieces, chunked or not, reads as one; the limit
+/// holds without a declared length; the media type is checked as before.
+#[tokio::test]
+async fn json_bodies_in_pieces_read_as_one_and_keep_their_limit_and_type() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Pieces", "").await;
+    let verifier = key(&admin, cid, "verifier", &["verify"], &[]).await;
+    let target = key(&admin, cid, "target", &[], &[]).await;
+    let addr = app.base.clone();
+    let body = format!("{{\"key\":\"{target}\"}}");
+    let head = |ctype: &str, framing: &str| {
+        format!(
+            "POST /api/v1/keys/verify HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {verifier}\r\n\
+             Content-Type: {ctype}\r\nConnection: close\r\n{framing}\r\n"
+        )
+    };
+    let bytes = body.as_bytes();
+    let (a, b, c) = (&bytes[..10], &bytes[10..30], &bytes[30..]);
+    let plain = head(
+        "application/json",
+        &format!("Content-Length: {}\r\n", body.len()),
+    );
+    let chunk = |p: &[u8]| [format!("{:x}\r\n", p.len()).as_bytes(), p, b"\r\n"].concat();
+    let cases: Vec<(String, Vec<Vec<u8>>, u16, &str)> = vec![
+        (plain.clone(), vec![bytes.to_vec()], 200, "VALID"),
+        (
+            plain,
+            vec![a.to_vec(), b.to_vec(), c.to_vec()],
+            200,
+            "VALID",
+        ),
+        (
+            head(
+                "application/vnd.latchkey+json; charset=utf-8",
+                "Transfer-Encoding: chunked\r\n",
+            ),
+            vec![chunk(a), chunk(b), chunk(c), b"0\r\n\r\n".to_vec()],
+            200,
+            "VALID",
+        ),
+        (
+            head("text/plain", &format!("Content-Length: {}\r\n", body.len())),
+            vec![bytes.to_vec()],
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+    ];
+    for (head, pieces, status, code) in cases {
+        let (got, answer) = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+            send_in_pieces(&addr_of(&head), &head, &refs)
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, status, "{answer}");
+        let found = answer["code"].as_str().or(answer["error"]["code"].as_str());
+        assert_eq!(found, Some(code), "{answer}");
+    }
+    // 70 KiB chunked, no declared length: refused once the limit is passed.
+    let big = chunk(&vec![b' '; 10 * 1024]);
+    let mut pieces: Vec<Vec<u8>> = vec![chunk(b"{\"key\":\"")];
+    pieces.extend(std::iter::repeat_n(big, 7));
+    let head = head("application/json", "Transfer-Encoding: chunked\r\n");
+    let (got, answer) = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        send_in_pieces(&addr_of(&head), &head, &refs)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, 413, "{answer}");
+    assert_eq!(answer["error"]["code"], "PAYLOAD_TOO_LARGE");
+}
+
+/// The `Host:` of a request head written by the test above.
+fn addr_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("Host: "))
+        .unwrap()
+        .to_owned()
+}

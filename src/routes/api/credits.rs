@@ -1,9 +1,10 @@
 //! Credits over the API (`POST /api/v1/keys/{key_id}/credits`).
 
 use actix_web::HttpResponse;
-use actix_web::web::{Data, Json, Path};
+use actix_web::web::{Data, Path};
 use serde::Deserialize;
 
+use super::ApiJson;
 use super::caller::ApiCaller;
 use super::keys::KeyJson;
 use crate::app::credits::CreditOp;
@@ -44,7 +45,7 @@ pub async fn change_credits(
     state: Data<AppState>,
     caller: ApiCaller,
     path: Path<String>,
-    body: Json<CreditsBody>,
+    body: ApiJson<CreditsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let op = body.op()?;
     let key = crate::app::credits::change(&state, &caller.actor(), path.into_inner(), op).await?;

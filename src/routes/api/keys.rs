@@ -5,9 +5,10 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::web::{Bytes, Data, Json, Path, Query};
+use actix_web::web::{Bytes, Data, Path, Query};
 use serde::{Deserialize, Serialize};
 
+use super::ApiJson;
 use super::caller::ApiCaller;
 use crate::app;
 use crate::db::keys::ApiKey;
@@ -258,7 +259,7 @@ fn parse_settings(
 pub async fn create_key(
     state: Data<AppState>,
     caller: ApiCaller,
-    body: Json<KeyBody>,
+    body: ApiJson<KeyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let channel_id = body.channel_id.unwrap_or(caller.0.key.channel_id);
@@ -285,7 +286,7 @@ pub async fn update_key(
     state: Data<AppState>,
     caller: ApiCaller,
     path: Path<String>,
-    body: Json<KeyBody>,
+    body: ApiJson<KeyBody>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.actor();
     let (key, _) = app::keys::find_for_edit(&state, &actor, path.into_inner()).await?;

@@ -4,9 +4,10 @@ use std::net::IpAddr;
 
 use actix_web::HttpResponse;
 use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
-use actix_web::web::{Data, Json};
+use actix_web::web::Data;
 use serde::{Deserialize, Serialize};
 
+use super::ApiJson;
 use super::caller::ApiCaller;
 use crate::app::credits::CreditCheck;
 use crate::app::policy::SCOPE_VERIFY;
@@ -125,7 +126,7 @@ fn answer(
 pub async fn verify_key(
     state: Data<AppState>,
     caller: ApiCaller,
-    body: Json<VerifyRequest>,
+    body: ApiJson<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     caller.actor().require_scope(SCOPE_VERIFY)?;
     let VerifyRequest {
