@@ -246,14 +246,28 @@ impl ResponseError for ApiError {
 
     /// Serialised straight from borrowed parts: a refused API request (a bad bearer
     /// key, say) builds no JSON tree.
+    /// Into a buffer sized for it, with a static content type (`json()` parses one and
+    /// grows its buffer from 128 bytes).
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
+        let fields: usize = self.fields.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+        let mut out = Vec::with_capacity(64 + self.code.len() + self.message.len() + fields);
+        let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 fields: Fields(&self.fields),
             },
-        })
+        };
+        if serde_json::to_writer(&mut out, &body).is_err() {
+            out = br#"{"error":{"code":"INTERNAL","message":"The answer could not be written."}}"#
+                .to_vec();
+        }
+        HttpResponse::build(self.status)
+            .insert_header((
+                actix_web::http::header::CONTENT_TYPE,
+                actix_web::http::header::HeaderValue::from_static("application/json"),
+            ))
+            .body(out)
     }
 }
 

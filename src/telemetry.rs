@@ -9,6 +9,7 @@ use actix_web::HttpMessage;
 use actix_web::HttpRequest;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use tracing_subscriber::EnvFilter;
 
@@ -28,7 +29,21 @@ pub fn init(format: LogFormat) {
 
 /// Routes without parameters whose pattern is their path: the hot ones are named
 /// here so that finding their pattern costs a comparison, not a walk of the route map.
-const FIXED_ROUTES: [&str; 3] = ["/api/v1/keys/verify", "/api/v1/ping", "/healthz"];
+/// With their method: `GET /api/v1/keys/verify` is the key route with key id "verify".
+const FIXED_ROUTES: [(Method, &str); 3] = [
+    (Method::POST, "/api/v1/keys/verify"),
+    (Method::GET, "/api/v1/ping"),
+    (Method::GET, "/healthz"),
+];
+
+/// The API's routes with a key id, after `/api/v1/keys/{key_id}` (`routes::api`).
+const KEY_ROUTE_TAILS: [(&str, &str); 5] = [
+    ("", "/api/v1/keys/{key_id}"),
+    ("/roll", "/api/v1/keys/{key_id}/roll"),
+    ("/credits", "/api/v1/keys/{key_id}/credits"),
+    ("/postback/secret", "/api/v1/keys/{key_id}/postback/secret"),
+    ("/postback/test", "/api/v1/keys/{key_id}/postback/test"),
+];
 
 #[derive(Clone)]
 struct MatchedRoute(Cow<'static, str>);
@@ -36,8 +51,15 @@ struct MatchedRoute(Cow<'static, str>);
 /// The matched route pattern (`/api/v1/keys/{key_id}`), never the raw path; worked
 /// out once per request (metrics and the request log both ask).
 pub fn route_of(req: &HttpRequest) -> Cow<'static, str> {
-    if let Some(fixed) = FIXED_ROUTES.iter().find(|r| **r == req.path()) {
+    let path = req.path();
+    if let Some((_, fixed)) = FIXED_ROUTES
+        .iter()
+        .find(|(m, r)| *r == path && m == req.method())
+    {
         return Cow::Borrowed(fixed);
+    }
+    if let Some(route) = key_route(req) {
+        return Cow::Borrowed(route);
     }
     if let Some(MatchedRoute(r)) = req.extensions().get::<MatchedRoute>() {
         return r.clone();
@@ -47,6 +69,27 @@ pub fn route_of(req: &HttpRequest) -> Cow<'static, str> {
         .map_or(Cow::Borrowed("unmatched"), Cow::Owned);
     req.extensions_mut().insert(MatchedRoute(route.clone()));
     route
+}
+
+/// The pattern of a matched key route, read off the path and the matched parameters
+/// (the route map's own answer walks every pattern with a regex: 3k instructions of a
+/// refused API call). The segment after `/keys/` is the key id in every such route;
+/// what follows it is one of the routes' literal tails, or the `{action}` parameter.
+/// `None` (the route map decides) for anything else.
+fn key_route(req: &HttpRequest) -> Option<&'static str> {
+    let rest = req.path().strip_prefix("/api/v1/keys/")?;
+    let params = req.match_info();
+    params.get("key_id")?;
+    let tail = rest.find('/').map_or("", |i| &rest[i..]);
+    if params.get("action").is_some() {
+        let action = tail.strip_prefix('/')?;
+        return (!action.is_empty() && !action.contains('/'))
+            .then_some("/api/v1/keys/{key_id}/{action}");
+    }
+    KEY_ROUTE_TAILS
+        .iter()
+        .find(|(t, _)| *t == tail)
+        .map(|(_, route)| *route)
 }
 
 /// Counts the request in the metrics and, for the API, logs it at debug level.

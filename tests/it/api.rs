@@ -852,3 +852,72 @@ async fn metrics_count_requests_verifications_and_the_outbox() {
         "no key material in metrics"
     );
 }
+
+/// Metrics name the route pattern of every key route, never the key id in the path —
+/// also when a literal segment is taken as a key id (`GET /keys/verify`), and an
+/// unknown path is "unmatched".
+#[tokio::test]
+async fn metrics_label_each_key_route_by_its_pattern() {
+    let app = spawn_app().await;
+    let admin = app.admin().await;
+    let cid = channel(&app, &admin, "Routes", "").await;
+    let writer = key(&admin, cid, "writer", ALL_SCOPES, &[]).await;
+    let target = key(&admin, cid, "target", &[], &[]).await;
+    let tid = key_id_of(&target);
+    let api = app.api(&writer);
+    use reqwest::Method;
+    let calls = [
+        (Method::GET, format!("/keys/{tid}"), None),
+        (
+            Method::PATCH,
+            format!("/keys/{tid}"),
+            Some(json!({"name": "renamed"})),
+        ),
+        (
+            Method::POST,
+            format!("/keys/{tid}/credits"),
+            Some(json!({"op": "set", "amount": 5})),
+        ),
+        (Method::POST, format!("/keys/{tid}/postback/secret"), None),
+        (Method::POST, format!("/keys/{tid}/postback/test"), None),
+        (Method::POST, format!("/keys/{tid}/disable"), None),
+        (Method::POST, format!("/keys/{tid}/roll"), Some(json!({}))),
+        (Method::GET, "/keys/verify".to_owned(), None),
+        (Method::GET, format!("/keys/{tid}/no/such/route"), None),
+        (Method::DELETE, format!("/keys/{tid}"), None),
+    ];
+    for (method, path, body) in calls {
+        let res = api.send(method.clone(), &path, body).await;
+        assert!(res.status < 500, "{method} {path}: {}", res.body);
+    }
+    let text = reqwest::get(format!("http://{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("latchkey_http_requests_total{route=\""))
+        .filter_map(|l| l.split('"').next())
+        .collect();
+    let keyed: Vec<&str> = labels
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("/api/v1/keys/"))
+        .collect();
+    assert_eq!(
+        keyed,
+        [
+            "/api/v1/keys/{key_id}",
+            "/api/v1/keys/{key_id}/credits",
+            "/api/v1/keys/{key_id}/postback/secret",
+            "/api/v1/keys/{key_id}/postback/test",
+            "/api/v1/keys/{key_id}/roll",
+            "/api/v1/keys/{key_id}/{action}",
+        ],
+        "{labels:?}"
+    );
+    assert!(labels.contains("unmatched"), "{labels:?}");
+    assert!(!text.contains(&tid), "a key id in the metrics");
+}
