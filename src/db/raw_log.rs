@@ -15,11 +15,28 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use diesel::{OptionalExtension, RunQueryDsl};
+use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
-use super::usage::NewRequest;
+use super::schema::request_log;
 use super::{DbConnection, DbError, DbResult};
+
+/// `treat_none_as_default_value = false`: a missing address is bound as NULL rather
+/// than written as DEFAULT, so SQLite, which has no DEFAULT in a VALUES list, still
+/// gets one multi-row INSERT per chunk instead of one statement per row.
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
+#[diesel(table_name = request_log, treat_none_as_default_value = false)]
+pub struct NewRequest {
+    pub occurred_at: PrimitiveDateTime,
+    pub api_key_id: i64,
+    pub channel_id: i64,
+    pub method: &'static str,
+    pub route: String,
+    pub status: i32,
+    pub source_ip: Option<String>,
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
+}
 
 const INSERT: &str = "INSERT INTO request_log \
     (occurred_at, api_key_id, channel_id, method, route, status, source_ip, kind, code) \

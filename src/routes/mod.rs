@@ -25,8 +25,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      img-src 'self' data:; connect-src 'self'; font-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
 
-/// The one limit of every request body, form or JSON, dashboard or API.
-pub const BODY_LIMIT: usize = 64 * 1024;
+/// The one limit of every request body, form or JSON, dashboard or API (defined
+/// beside the API's JSON reader, which routes::api's modules cannot import from here
+/// without a cycle).
+pub use api::BODY_LIMIT;
 
 /// What the dashboard's session cookie is made with.
 #[derive(Clone)]

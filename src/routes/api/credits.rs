@@ -4,8 +4,8 @@ use actix_web::HttpResponse;
 use actix_web::web::{Data, Path};
 use serde::Deserialize;
 
-use super::ApiJson;
 use super::caller::ApiCaller;
+use super::json_body::ApiJson;
 use super::keys::KeyJson;
 use crate::app::credits::CreditOp;
 use crate::domain::limits::CREDITS_MAX;

@@ -22,7 +22,9 @@ use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
 use super::errors::json_error;
-use crate::routes::BODY_LIMIT;
+
+/// The one limit of every request body, form or JSON, dashboard or API.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub struct ApiJson<T>(pub T);
 

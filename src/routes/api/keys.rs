@@ -8,8 +8,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Data, Path, Query};
 use serde::{Deserialize, Serialize};
 
-use super::ApiJson;
 use super::caller::ApiCaller;
+use super::json_body::ApiJson;
 use crate::app;
 use crate::db::keys::ApiKey;
 use crate::domain::clock::iso_time;

@@ -16,7 +16,7 @@ mod verify;
 pub use caller::ApiCaller;
 pub use credits::change_credits;
 pub use errors::{json_error, not_found, redact_quoted};
-pub use json_body::ApiJson;
+pub use json_body::{ApiJson, BODY_LIMIT};
 pub use keys::{
     bulk_keys, create_key, delete_key, get_key, list_keys, roll_key, roll_postback_secret,
     send_postback_test, set_active, update_key,

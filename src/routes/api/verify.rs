@@ -7,8 +7,8 @@ use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
 use actix_web::web::Data;
 use serde::{Deserialize, Serialize};
 
-use super::ApiJson;
 use super::caller::ApiCaller;
+use super::json_body::ApiJson;
 use crate::app::credits::CreditCheck;
 use crate::app::policy::SCOPE_VERIFY;
 use crate::domain::clock::iso_time;
