@@ -14,7 +14,7 @@ use std::task::{Context, Poll, ready};
 
 use actix_web::dev::Payload;
 use actix_web::error::JsonPayloadError;
-use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::mime;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -62,10 +62,16 @@ impl<T: DeserializeOwned> FromRequest for ApiJson<T> {
 /// The media type must be JSON (`application/json`, `…+json`), and a declared length
 /// within the limit.
 fn check_head(req: &HttpRequest) -> Result<(), JsonPayloadError> {
-    let json = matches!(
-        req.mime_type(),
-        Ok(Some(m)) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)
-    );
+    // What nearly every client sends, without parsing a media type.
+    let plain = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"));
+    let json = plain
+        || matches!(
+            req.mime_type(),
+            Ok(Some(m)) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON)
+        );
     if !json {
         return Err(JsonPayloadError::ContentType);
     }
