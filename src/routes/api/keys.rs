@@ -149,8 +149,8 @@ pub async fn get_key(
     caller: ApiCaller,
     path: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, _) = app::keys::find(&state, &caller.actor(), path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(KeyJson::of(&key)))
+    let held = app::keys::find_recent(&state, &caller.actor(), path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(KeyJson::of(&held.0)))
 }
 
 /// Create and update bodies: every field optional (update merges with the key).
