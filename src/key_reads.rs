@@ -12,9 +12,50 @@
 //! whose hash no longer leads to it could miss a forget, so it is not trusted.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use actix_web::web::Bytes;
+use time::PrimitiveDateTime;
+
+use crate::db::channels::Channel;
+use crate::db::keys::ApiKey;
+
+/// What one read of a key holds: the key, its channel, and the API's answer once a
+/// request has rendered it (rendering is most of a request's work when the read is
+/// held, and the answer only changes with the clock at the key's status boundaries).
+pub struct KeyRead {
+    pub key: ApiKey,
+    pub channel: Channel,
+    pub shown: OnceLock<Shown>,
+}
+
+impl KeyRead {
+    pub fn new(key: ApiKey, channel: Channel) -> Self {
+        KeyRead {
+            key,
+            channel,
+            shown: OnceLock::new(),
+        }
+    }
+
+    /// The answer rendered from this read, if it still holds at `now`.
+    pub fn shown_at(&self, now: PrimitiveDateTime) -> Option<Bytes> {
+        let shown = self.shown.get()?;
+        shown
+            .until
+            .is_none_or(|u| now < u)
+            .then(|| shown.body.clone())
+    }
+}
+
+/// A rendered answer, and the first moment it may no longer hold (an expiry, the end
+/// of a rolling grace, a refill).
+pub struct Shown {
+    pub body: Bytes,
+    pub until: Option<PrimitiveDateTime>,
+}
 
 struct Held<V> {
     value: Arc<V>,

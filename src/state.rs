@@ -7,15 +7,13 @@ use crate::config::Settings;
 use crate::counts::FilterCounts;
 use crate::db::Pool;
 use crate::db::changes::Change;
-use crate::db::channels::Channel;
-use crate::db::keys::ApiKey;
 use crate::domain::webhook::Sealer;
 use crate::metrics::Metrics;
 use crate::usage::UsageRecorder;
 use crate::verification::KeyCache;
 
 /// Recently read keys, answered by the API's `GET /keys/{id}` (`app::keys::find_recent`).
-pub type KeyReads = crate::key_reads::KeyReads<(ApiKey, Channel)>;
+pub type KeyReads = crate::key_reads::KeyReads<crate::key_reads::KeyRead>;
 
 pub struct AppState {
     /// This running server, among the instances sharing the database.

@@ -14,6 +14,7 @@ use crate::domain::key_settings::KeySettings;
 use crate::domain::list::{Filter, ListQuery, Within};
 use crate::domain::role::Action;
 use crate::domain::webhook::SigningSecret;
+use crate::key_reads::KeyRead;
 use crate::state::AppState;
 
 use super::actor::Actor;
@@ -79,7 +80,7 @@ pub async fn find_recent(
     state: &AppState,
     actor: &Actor,
     key_id: String,
-) -> AppResult<Arc<(ApiKey, Channel)>> {
+) -> AppResult<Arc<KeyRead>> {
     may_view(actor)?;
     let fresh_for = Duration::from_millis(state.settings.key_read_fresh_ms);
     let id = key_id.clone();
@@ -90,11 +91,11 @@ pub async fn find_recent(
                 Ok(keys::find_with_channel_by_key_id(c, &id)?)
             })
             .await?;
-            Ok::<_, Error>(found.map(|(k, c)| (k.key_hash.clone(), (k, c))))
+            Ok::<_, Error>(found.map(|(k, c)| (k.key_hash.clone(), KeyRead::new(k, c))))
         })
         .await?
         .ok_or(Error::NotFound)?;
-    actor.reach(&held.1)?;
+    actor.reach(&held.channel)?;
     Ok(held)
 }
 
