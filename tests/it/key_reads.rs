@@ -238,3 +238,26 @@ async fn usage_figures_read_over_the_api_are_at_most_a_second_older_than_written
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_key_held_in_memory_reads_as_expired_from_its_expiry_on() {
+    let app = spawn_app_with(long_lived_reads()).await;
+    let ops = app.api(&ops_key(&app).await);
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))
+        .unwrap();
+    let (_, kid) = crate::limits::create(&ops, json!({"name": "brief", "expires_at": soon})).await;
+    let path = format!("/keys/{kid}");
+    assert_eq!(ops.get(&path).await.body["status"], "active");
+    assert_eq!(ops.get(&path).await.body["status"], "active", "held");
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let got = ops.get(&path).await.body;
+    assert_eq!(got["status"], "expired", "{got}");
+    assert_eq!(
+        metric(&app, "latchkey_key_read_cache_lookups_total").await,
+        1.0,
+        "the held read, answered anew by the clock"
+    );
+}
