@@ -208,6 +208,17 @@ pub struct Settings {
         global = true
     )]
     pub key_cache_size: usize,
+    /// How old, at most, the API's answer to `GET /api/v1/keys/{id}` may be, in
+    /// milliseconds (0: read the database every time). Changes to a key's settings are
+    /// seen at once regardless; this bounds last use, usage figures and credits, which
+    /// change without a change record.
+    #[arg(
+        long,
+        env = "LATCHKEY_KEY_READ_FRESH_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub key_read_fresh_ms: u64,
     /// Logins whose password check (argon2) may run at once (0 = one per core but
     /// one). Logins past it wait their turn, so a login flood cannot take every core.
     #[arg(

@@ -106,6 +106,9 @@ impl Application {
             instance: crate::domain::secret::random_token(16),
             pool: pool.clone(),
             cache: Arc::new(KeyCache::new(settings.key_cache_size)),
+            reads: Arc::new(crate::state::KeyReads::new(crate::state::read_capacity(
+                &settings,
+            ))),
             counts: Arc::default(),
             settings: Arc::new(settings),
             usage: usage.clone(),

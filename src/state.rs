@@ -12,12 +12,17 @@ use crate::metrics::Metrics;
 use crate::usage::UsageRecorder;
 use crate::verification::KeyCache;
 
+/// Recently read keys, answered by the API's `GET /keys/{id}` (`app::keys::find_recent`).
+pub type KeyReads = crate::key_reads::KeyReads<crate::key_reads::KeyRead>;
+
 pub struct AppState {
     /// This running server, among the instances sharing the database.
     pub instance: String,
     pub pool: Pool,
     pub settings: Arc<Settings>,
     pub cache: Arc<KeyCache>,
+    /// Keys the API read recently; forgotten with the verification cache.
+    pub reads: Arc<KeyReads>,
     /// Totals of filtered key lists, forgotten whenever keys change.
     pub counts: Arc<FilterCounts>,
     pub usage: Arc<UsageRecorder>,
@@ -46,21 +51,23 @@ impl AppState {
     /// (the change poller): forget what changed, so the very next verification and the
     /// next list see it.
     pub fn forget(&self, changes: &[Change]) {
-        forget(&self.cache, &self.counts, changes);
-    }
-}
-
-pub fn forget(cache: &KeyCache, counts: &FilterCounts, changes: &[Change]) {
-    if changes.is_empty() {
-        return;
-    }
-    for change in changes {
-        match change {
-            Change::Key(hash) => cache.invalidate(hash),
-            Change::All => cache.clear(),
+        if changes.is_empty() {
+            return;
         }
+        for change in changes {
+            match change {
+                Change::Key(hash) => {
+                    self.cache.invalidate(hash);
+                    self.reads.forget(hash);
+                }
+                Change::All => {
+                    self.cache.clear();
+                    self.reads.clear();
+                }
+            }
+        }
+        self.counts.forget_all();
     }
-    counts.forget_all();
 }
 
 impl AppState {
@@ -75,6 +82,7 @@ impl AppState {
             instance: crate::domain::secret::random_token(16),
             pool,
             cache: Arc::new(KeyCache::new(settings.key_cache_size)),
+            reads: Arc::new(KeyReads::new(read_capacity(&settings))),
             counts: Arc::default(),
             sealer: Sealer::from_server_secret(&crate::domain::secret::random_token(40)),
             settings: Arc::new(settings),
@@ -89,4 +97,10 @@ impl AppState {
             credits: Arc::default(),
         }
     }
+}
+
+/// Keys held for the API's reads: a tenth of the verification cache's size, between
+/// 1,000 and 10,000 (each holds a whole row, and reads are rarer than verifications).
+pub fn read_capacity(settings: &Settings) -> usize {
+    (settings.key_cache_size / 10).clamp(1_000, 10_000)
 }

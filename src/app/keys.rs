@@ -2,6 +2,9 @@
 //! (Rolling is in `app::roll`.) Each is the one implementation the dashboard and the
 //! API share.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::db::DbConnection;
 use crate::db::channels::{self, Channel};
 use crate::db::key_list::{self, Count, KeyPage};
@@ -11,6 +14,7 @@ use crate::domain::key_settings::KeySettings;
 use crate::domain::list::{Filter, ListQuery, Within};
 use crate::domain::role::Action;
 use crate::domain::webhook::SigningSecret;
+use crate::key_reads::KeyRead;
 use crate::state::AppState;
 
 use super::actor::Actor;
@@ -67,6 +71,32 @@ pub async fn find(state: &AppState, actor: &Actor, key_id: String) -> AppResult<
     .ok_or(Error::NotFound)?;
     actor.reach(&channel)?;
     Ok((key, channel))
+}
+
+/// One key and its channel as the API's `GET /keys/{id}` reads it: from memory when
+/// read within `key_read_fresh_ms` and not changed since (`key_reads`), else with
+/// [`find`]'s query. The caller's scope and reach are checked on every request.
+pub async fn find_recent(
+    state: &AppState,
+    actor: &Actor,
+    key_id: String,
+) -> AppResult<Arc<KeyRead>> {
+    may_view(actor)?;
+    let fresh_for = Duration::from_millis(state.settings.key_read_fresh_ms);
+    let id = key_id.clone();
+    let held = state
+        .reads
+        .get_with(&key_id, fresh_for, || async move {
+            let found = read(state, move |c| {
+                Ok(keys::find_with_channel_by_key_id(c, &id)?)
+            })
+            .await?;
+            Ok::<_, Error>(found.map(|(k, c)| (k.key_hash.clone(), KeyRead::new(k, c))))
+        })
+        .await?
+        .ok_or(Error::NotFound)?;
+    actor.reach(&held.channel)?;
+    Ok(held)
 }
 
 /// A name for a new key that is free in the channel: "Key 3" for the third, or the

@@ -90,6 +90,11 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             state.cache.lookups() as f64,
         ),
         (
+            "latchkey_key_read_cache_lookups_total",
+            "Database reads the API's key-read cache made (its misses).",
+            state.reads.lookups() as f64,
+        ),
+        (
             "latchkey_request_log_buffered",
             "Request-log lines not yet written.",
             state.usage.pending() as f64,

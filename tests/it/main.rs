@@ -16,6 +16,7 @@ mod bulk;
 mod channels;
 mod export_import;
 mod instances;
+mod key_reads;
 mod keys;
 mod layering;
 mod leaks;

@@ -19,8 +19,10 @@ use crate::domain::key_settings::{KeyInput, KeySettings};
 use crate::domain::limits::{RateLimit, Refill};
 use crate::domain::list::{ListParams, ListQuery, Within};
 use crate::error::ApiError;
+use crate::key_reads::Shown;
 use crate::state::AppState;
 use serde_json::value::RawValue;
+use time::PrimitiveDateTime;
 
 /// A key as the API shows it (never the key itself).
 #[derive(Serialize)]
@@ -111,6 +113,18 @@ impl KeyJson {
     }
 }
 
+impl KeyJson {
+    /// The first moment after `now` at which [`KeyJson::of`] may answer otherwise for an
+    /// unchanged row: its status (expiry, end of a rolling grace) or next refill moves.
+    fn holds_until(k: &ApiKey, now: PrimitiveDateTime) -> Option<PrimitiveDateTime> {
+        [k.expires_at, k.roll_ends_at, k.next_refill(now)]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ListApiParams {
     channel_id: Option<i64>,
@@ -150,8 +164,26 @@ pub async fn get_key(
     caller: ApiCaller,
     path: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, _) = app::keys::find(&state, &caller.actor(), path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(KeyJson::of(&key)))
+    let read = app::keys::find_recent(&state, &caller.actor(), path.into_inner()).await?;
+    let now = crate::db::now();
+    let body = match read.shown_at(now) {
+        Some(body) => body,
+        None => {
+            let body = Bytes::from(serde_json::to_vec(&KeyJson::of(&read.key)).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
+            })?);
+            let until = KeyJson::holds_until(&read.key, now);
+            // Another request may have rendered it first: either answer is the same.
+            let _ = read.shown.set(Shown {
+                body: body.clone(),
+                until,
+            });
+            body
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 /// Create and update bodies: every field optional (update merges with the key).
