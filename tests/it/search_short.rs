@@ -51,13 +51,17 @@ fn indexed(app: &TestApp, cid: i64, gram: &str) -> BTreeSet<String> {
 /// Grams of the names below and around them, LIKE's wildcards and FTS5's syntax
 /// among them, and some no name holds.
 const GRAMS: &[&str] = &[
-    "a", "e", "-", "%", "_", "\\", "\"", "*", "ä", "л", "語", "al", "ph", "a-", "%_", "_o",
-    "ka", "z", "zz", "q", "qx", "x", "я",
+    "a", "e", "-", "%", "_", "\\", "\"", "*", "ä", "л", "語", "al", "ph", "a-", "%_", "_o", "ka",
+    "z", "zz", "q", "qx", "x", "я",
 ];
 
 async fn assert_index_agrees(app: &TestApp, cid: i64) {
     for g in GRAMS {
-        assert_eq!(indexed(app, cid, g), naive(app, cid, g), "grams index, {g:?}");
+        assert_eq!(
+            indexed(app, cid, g),
+            naive(app, cid, g),
+            "grams index, {g:?}"
+        );
     }
 }
 
@@ -180,7 +184,10 @@ async fn the_grams_index_follows_creates_renames_moves_and_deletes() {
         .await;
     assert_eq!(res.status, 200, "{}", res.body);
     check("renamed by the API").await;
-    assert!(listed(&api, cid, "ä").await.0.is_empty(), "the old name is gone");
+    assert!(
+        listed(&api, cid, "ä").await.0.is_empty(),
+        "the old name is gone"
+    );
     admin
         .post_form(&format!("/keys/{kase}/rename"), &[("name", "qx-renamed")])
         .await
