@@ -419,6 +419,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_gram_token_is_its_utf8_bytes_in_hex_like_sqlite_writes_them() {
+        assert_eq!(gram_token("sv"), "7376");
+        assert_eq!(gram_token("%_"), "255F");
+        assert_eq!(gram_token("\""), "22");
+        assert_eq!(gram_token("ä"), "C3A4");
+        assert_eq!(gram_token("語"), "E8AA9E");
+    }
+
+    #[test]
     fn words_are_the_ascii_runs_the_index_can_use() {
         assert_eq!(words("svc-00040-pr"), vec!["00040", "svc"]);
         assert_eq!(words("50%_off"), vec!["off"]);
