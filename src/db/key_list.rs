@@ -1,14 +1,16 @@
 //! Lists of keys: filtered, sorted, keyset-paginated pages within one channel or across
 //! channels, and the counts the risk overview shows.
 //!
-//! A name or key id filter asks the substring index first (`db::key_search`), which
-//! counts its matches up to [`CAP`] without reading every key of the channel. Up to
-//! [`IDS_PAGE`] of them, the page is read from their ids; beyond, or when the index
-//! cannot answer (fewer than three characters), the filter is a `LIKE` tested on the
-//! sort index's entries, which finds a page of a frequent filter after a few thousand
-//! of them. Totals ([`Count`]): the index's count up to [`CAP`], "1000+" beyond it on
-//! the dashboard, every match when asked ([`Count::Exact`]: the API, exports, "Count
-//! all"); a short filter is counted over the newest [`SCAN`] keys.
+//! A name or key id filter asks the substring index first (`db::key_search`: trigrams
+//! from three characters, grams for one or two), which counts its matches up to
+//! [`CAP`] without reading every key of the channel. Up to [`IDS_PAGE`] of them, the
+//! page is read from their ids; beyond, or when the index cannot answer (on PostgreSQL
+//! a one- or two-character filter many names hold), the filter is a `LIKE` tested on
+//! the sort index's entries, which finds a page of a frequent filter after a few
+//! thousand of them. Totals ([`Count`]): the index's count up to [`CAP`], "1000+"
+//! beyond it on the dashboard, every match when asked ([`Count::Exact`]: the API,
+//! exports, "Count all"); a filter the index did not answer is counted over the newest
+//! [`SCAN`] keys.
 
 use diesel::prelude::*;
 use time::PrimitiveDateTime;

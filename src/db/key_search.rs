@@ -16,8 +16,20 @@
 //!   5 ms of a 7 ms lookup. Each word is a substring of the text, so these conditions
 //!   are implied by it; `strpos` then keeps exactly the names that contain the text.
 //!
-//! Both answer `None` when the index cannot help (fewer than three characters, no
-//! ASCII word of three or more on PostgreSQL, control characters, which no name has):
+//! A text of one or two characters is a gram of the second index (migration
+//! `2026-11-30-000013_key_name_grams`), which holds each name's distinct 1- and
+//! 2-character substrings: the names holding it exactly, and a gram no name holds is
+//! an empty lookup instead of a `LIKE` over the whole channel.
+//!
+//! - SQLite: an FTS5 table (detail = none) whose tokens are the grams' UTF-8 bytes in
+//!   hex, rowids as above.
+//! - PostgreSQL: a GIN index on `key_search` over the array of each name's grams. A
+//!   gram most names hold is a long list to read, so the index is asked only when at
+//!   most 1 % of a sample of the list's names hold it (when the sample is the whole
+//!   list, it is the answer).
+//!
+//! All answer `None` when the index cannot help (no ASCII word of three or more on
+//! PostgreSQL, a gram many names hold there, control characters, which no name has):
 //! the caller then filters with `LIKE`, as before the index existed.
 
 use diesel::RunQueryDsl;
@@ -46,21 +58,30 @@ struct CountRow {
 
 /// What one text asks of the index, per backend.
 enum Lookup {
-    /// An FTS5 phrase: the text in double quotes, quotes doubled.
-    Phrase(String),
+    /// A query of an FTS5 table (`key_search` or `key_grams`): the text in double
+    /// quotes, quotes doubled, or a gram's token.
+    Phrase(&'static str, String),
+    /// A gram of PostgreSQL's grams index.
+    Gram(String),
+    /// The matching ids, known already: the sample of a short text's list was all of it.
+    Known(Vec<i64>),
     /// `LIKE` patterns of the text's ASCII words (for the GIN index) and the text
     /// itself (for `strpos`).
     Words(Vec<String>, String),
 }
 
 fn lookup(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Option<Lookup>> {
-    if text.chars().count() < MIN_CHARS || text.chars().any(char::is_control) {
+    if text.is_empty() || text.chars().any(char::is_control) {
         return Ok(None);
     }
+    if text.chars().count() < MIN_CHARS {
+        return short(conn, within, text);
+    }
     Ok(match conn {
-        DbConnection::Sqlite(_) => {
-            Some(Lookup::Phrase(format!("\"{}\"", text.replace('"', "\"\""))))
-        }
+        DbConnection::Sqlite(_) => Some(Lookup::Phrase(
+            "key_search",
+            format!("\"{}\"", text.replace('"', "\"\"")),
+        )),
         DbConnection::Postgresql(_) => {
             let words = uncommon(conn, within, words(text))?;
             (!words.is_empty()).then(|| {
@@ -69,6 +90,58 @@ fn lookup(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Optio
             })
         }
     })
+}
+
+/// The token of a gram in SQLite's `key_grams`: its UTF-8 bytes in hex (as SQLite's
+/// `hex()` writes them in the migration's triggers).
+fn gram_token(gram: &str) -> String {
+    gram.bytes().map(|b| format!("{b:02X}")).collect()
+}
+
+/// A gram's lookup (one or two characters). PostgreSQL's GIN index reads every entry
+/// of a gram in the channel's partition, so it is asked only for a gram at most
+/// [`RARE_PERCENT`] of a sample of the list's names hold; a frequent one is left to
+/// `LIKE` in sort order, which finds its page after a few entries.
+fn short(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Option<Lookup>> {
+    let DbConnection::Postgresql(c) = conn else {
+        return Ok(Some(Lookup::Phrase(
+            "key_grams",
+            format!("\"{}\"", gram_token(text)),
+        )));
+    };
+    let (scope, channel) = scope_sql(within, true);
+    let mut q = diesel::sql_query(format!(
+        "SELECT id, name_lower FROM key_search WHERE {scope} LIMIT {SAMPLE}"
+    ))
+    .into_boxed::<diesel::pg::Pg>();
+    if let Some(channel) = channel {
+        q = q.bind::<BigInt, _>(channel);
+    }
+    let sample: Vec<SampleRow> = q.load(c)?;
+    let held: Vec<i64> = sample
+        .iter()
+        .filter(|r| r.name_lower.contains(text))
+        .map(|r| r.id)
+        .collect();
+    Ok(if (sample.len() as i64) < SAMPLE {
+        Some(Lookup::Known(held))
+    } else if held.len() * 100 <= sample.len() * RARE_PERCENT {
+        Some(Lookup::Gram(text.to_owned()))
+    } else {
+        None
+    })
+}
+
+/// A gram held by at most this share of the sampled names is looked up in
+/// PostgreSQL's grams index: in a partition of 150,000 names, a list of 1,500 or so.
+const RARE_PERCENT: usize = 1;
+
+#[derive(diesel::QueryableByName)]
+struct SampleRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    name_lower: String,
 }
 
 /// Names read to judge which words most names hold.
@@ -164,6 +237,10 @@ pub fn matching_ids(
     let Some(lookup) = lookup(conn, within, text)? else {
         return Ok(None);
     };
+    if let Lookup::Known(mut ids) = lookup {
+        ids.truncate(usize::try_from(limit).unwrap_or(0));
+        return Ok(Some(ids));
+    }
     let rows: Vec<IdRow> = run(conn, within, &lookup, Some(limit))?;
     Ok(Some(rows.into_iter().map(|r| r.id).collect()))
 }
@@ -174,6 +251,9 @@ pub fn count(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Op
     let Some(lookup) = lookup(conn, within, text)? else {
         return Ok(None);
     };
+    if let Lookup::Known(ids) = lookup {
+        return Ok(Some(ids.len() as i64));
+    }
     let rows: Vec<CountRow> = run(conn, within, &lookup, None)?;
     Ok(Some(rows.first().map_or(0, |r| r.n)))
 }
@@ -251,14 +331,14 @@ where
         + 'static,
 {
     match (conn, lookup) {
-        (DbConnection::Sqlite(c), Lookup::Phrase(phrase)) => {
+        (DbConnection::Sqlite(c), Lookup::Phrase(table, phrase)) => {
             let (scope, channel) = scope_sql(within, false);
             let select = match limit {
                 Some(_) => format!("SELECT rowid % {CHANNEL_SPAN} AS id"),
                 None => "SELECT COUNT(*) AS n".to_owned(),
             };
             let sql = format!(
-                "{select} FROM key_search WHERE key_search MATCH ? AND {scope}{}",
+                "{select} FROM {table} WHERE {table} MATCH ? AND {scope}{}",
                 if limit.is_some() { " LIMIT ?" } else { "" }
             );
             let mut q = diesel::sql_query(sql)
@@ -305,7 +385,31 @@ where
             }
             Ok(q.load(c)?)
         }
-        // `lookup` builds each backend's own kind.
+        (DbConnection::Postgresql(c), Lookup::Gram(gram)) => {
+            let (scope, channel) = scope_sql(within, true);
+            let n = if channel.is_some() { 2 } else { 1 };
+            let sql = format!(
+                "{} FROM key_search WHERE {scope} AND key_name_grams(name_lower) @> ARRAY[${n}::text]{}",
+                match limit {
+                    Some(_) => "SELECT id",
+                    None => "SELECT COUNT(*) AS n",
+                },
+                match limit {
+                    Some(_) => format!(" LIMIT ${}", n + 1),
+                    None => String::new(),
+                }
+            );
+            let mut q = diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>();
+            if let Some(c) = channel {
+                q = q.bind::<BigInt, _>(c);
+            }
+            q = q.bind::<Text, _>(gram.clone());
+            if let Some(n) = limit {
+                q = q.bind::<BigInt, _>(n);
+            }
+            Ok(q.load(c)?)
+        }
+        // `lookup` builds each backend's own kind; `Known` needs no query.
         _ => Ok(Vec::new()),
     }
 }
@@ -313,6 +417,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gram_token_is_its_utf8_bytes_in_hex_like_sqlite_writes_them() {
+        assert_eq!(gram_token("sv"), "7376");
+        assert_eq!(gram_token("%_"), "255F");
+        assert_eq!(gram_token("\""), "22");
+        assert_eq!(gram_token("ä"), "C3A4");
+        assert_eq!(gram_token("語"), "E8AA9E");
+    }
 
     #[test]
     fn words_are_the_ascii_runs_the_index_can_use() {

@@ -32,6 +32,7 @@ mod reminders;
 mod roll;
 mod schema;
 mod search;
+mod search_short;
 mod security;
 mod ssrf;
 mod status;

@@ -1,0 +1,2 @@
+DROP INDEX key_search_grams;
+DROP FUNCTION key_name_grams(TEXT);
