@@ -890,12 +890,7 @@ async fn metrics_label_each_key_route_by_its_pattern() {
         let res = api.send(method.clone(), &path, body).await;
         assert!(res.status < 500, "{method} {path}: {}", res.body);
     }
-    let text = reqwest::get(format!("http://{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let labels: std::collections::BTreeSet<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("latchkey_http_requests_total{route=\""))

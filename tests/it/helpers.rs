@@ -213,6 +213,16 @@ impl TestApp {
     }
 
     /// A JSON API client sending `Authorization: Bearer <key>`.
+    /// The `/metrics` text (loopback reads it without a token).
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn api(&self, key: &str) -> Api {
         Api {
             client: reqwest::Client::new(),

@@ -248,12 +248,7 @@ fn settings_out_of_range_stop_the_server_with_a_message_and_exit_code_2() {
 
 /// A gauge or counter from `/metrics`.
 async fn metric(app: &crate::helpers::TestApp, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("http://{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }

@@ -44,12 +44,7 @@ async fn patch(api: &Api, key_id: &str, body: serde_json::Value) {
 }
 
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))
