@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod retention;
 pub mod routes;
 pub mod session;
+pub mod shards;
 pub mod spare_cpu;
 pub mod startup;
 pub mod state;

@@ -8,6 +8,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fxhash::FxBuild;
+use crate::shards::{self, SHARDS};
 use crate::verification::Code;
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -47,10 +48,6 @@ struct Shard {
     verifications: [AtomicU64; CODES.len()],
 }
 
-/// More than the worker threads of a two-core machine plus the blocking pool's few
-/// recording threads; threads beyond it share shards (still correct).
-const SHARDS: usize = 8;
-
 pub struct Metrics {
     shards: Box<[Shard]>,
 }
@@ -63,19 +60,9 @@ impl Default for Metrics {
     }
 }
 
-/// This thread's shard number, handed out round robin on first use.
-fn shard_index() -> usize {
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    INDEX.with(|i| *i)
-}
-
 impl Metrics {
     fn mine(&self) -> &Shard {
-        &self.shards[shard_index()]
+        &self.shards[shards::this_thread()]
     }
 
     /// `route` is the matched pattern (`/keys/{key_id}`), never the raw path, so the
