@@ -123,6 +123,12 @@ pub async fn spawn_on(db: Arc<TestDb>, options: Options) -> TestApp {
         .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("LATCHKEY_SESSION_SECRET", SESSION_SECRET)
         .env("LATCHKEY_WORKERS", "2")
+        // Not a setting: names the test in /proc/<pid>/environ, so a server a test
+        // left running can be traced to it.
+        .env(
+            "LATCHKEY_TEST_CASE",
+            std::thread::current().name().unwrap_or("unnamed"),
+        )
         .env("LATCHKEY_DB_POOL_SIZE", "4")
         .env(
             "LATCHKEY_LOG",

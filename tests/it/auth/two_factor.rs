@@ -297,38 +297,14 @@ async fn a_required_two_factor_sends_users_without_it_to_enrolment() {
     assert_eq!(res.location(), Some("/login/code"));
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    #[test]
-    fn code_enrolment_and_requirement_forms_never_fail_on_any_input(
-        code in any::<String>(),
-        rule in any::<String>(),
-    ) {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            let app = shared_app().await;
-            let (b, admin) = (&app.1, &app.2);
-            b.post_form("/login/code", &[("code", &code)]).await;
-            let res = b.post_form("/login/code", &[("code", &code)]).await;
-            assert!(matches!(res.status.as_u16(), 303 | 401 | 422 | 429), "{}", res.status);
-            let res = admin.post_form("/users/two-factor", &[("rule", &rule)]).await;
-            assert!(matches!(res.status.as_u16(), 303 | 422), "{}", res.status);
-            // The admin is not enrolled: any code but the app's is refused beside the field.
-            let res = admin.post_form("/account/two-factor", &[("code", &code)]).await;
-            assert!(matches!(res.status.as_u16(), 200 | 422), "{}", res.status);
-            if res.status.as_u16() == 422 {
-                assert!(res.body.contains("id=\"totp-code-error\""));
-            }
-        });
-    }
-}
-
-/// One server (with one half-logged-in browser and one admin) for every case above.
-async fn shared_app() -> &'static (TestApp, Browser, Browser) {
-    static APP: tokio::sync::OnceCell<(TestApp, Browser, Browser)> =
-        tokio::sync::OnceCell::const_new();
-    APP.get_or_init(|| async {
+/// Any text in the code and requirement forms, against one server (with one
+/// half-logged-in browser and one admin) for every case. The server is the test's
+/// own, stopped when it ends: a server kept in a `static` is never dropped and
+/// outlived the test process.
+#[test]
+fn code_enrolment_and_requirement_forms_never_fail_on_any_input() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (app, b, admin) = rt.block_on(async {
         let app = spawn_app().await;
         let admin = app.admin().await;
         let pw = app.create_user("pat", Role::Operator);
@@ -338,8 +314,36 @@ async fn shared_app() -> &'static (TestApp, Browser, Browser) {
         let b = app.browser();
         b.login("pat", &pw).await;
         (app, b, admin)
-    })
-    .await
+    });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
+    let result = runner.run(&(any::<String>(), any::<String>()), |(code, rule)| {
+        rt.block_on(async {
+            b.post_form("/login/code", &[("code", &code)]).await;
+            let res = b.post_form("/login/code", &[("code", &code)]).await;
+            assert!(
+                matches!(res.status.as_u16(), 303 | 401 | 422 | 429),
+                "{}",
+                res.status
+            );
+            let res = admin
+                .post_form("/users/two-factor", &[("rule", &rule)])
+                .await;
+            assert!(matches!(res.status.as_u16(), 303 | 422), "{}", res.status);
+            // The admin is not enrolled: any code but the app's is refused beside the field.
+            let res = admin
+                .post_form("/account/two-factor", &[("code", &code)])
+                .await;
+            assert!(matches!(res.status.as_u16(), 200 | 422), "{}", res.status);
+            if res.status.as_u16() == 422 {
+                assert!(res.body.contains("id=\"totp-code-error\""));
+            }
+        });
+        Ok(())
+    });
+    drop(app);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }
 
 #[tokio::test]
