@@ -841,8 +841,11 @@ fn bench_backend(
     let scenarios = scenarios?;
     let rss = common::memory_mb(server.pid())?;
     println!(
-        "  server VmRSS {:.1} MB (peak {:.1} MB) with {} keys stored",
-        rss.0, rss.1, plan.total
+        "  server VmRSS {:.1} MB (peak {:.1} MB) with {} keys stored: {}",
+        rss.0,
+        rss.1,
+        plan.total,
+        common::memory_split(server.pid())?
     );
     for s in &scenarios {
         let st = s.stats();

@@ -7,7 +7,8 @@ use latchkey::telemetry;
 
 /// mimalloc instead of glibc's malloc: under load the request log allocates on the
 /// blocking pool's threads and glibc's per-thread arenas kept that memory (resident
-/// memory after the verification benchmark: see BENCHMARKS.md).
+/// memory after the verification benchmark: see BENCHMARKS.md). Built with `no_thp`
+/// (Cargo.toml): its arena in transparent huge pages was half the server's memory.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

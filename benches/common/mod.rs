@@ -127,6 +127,25 @@ pub fn memory_mb(pid: u32) -> Res<(f64, f64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// What the resident memory is made of, from `/proc/<pid>/smaps_rollup`: anonymous
+/// (heap: mimalloc, SQLite's malloc), of it in transparent huge pages, and file-backed
+/// (the binary's and libraries' touched pages), in MB.
+pub fn memory_split(pid: u32) -> Res<String> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    let field = |name: &str| -> f64 {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    let (rss, anon, huge) = (field("Rss:"), field("Anonymous:"), field("AnonHugePages:"));
+    Ok(format!(
+        "anonymous {anon:.1} MB ({huge:.1} MB in huge pages), file-backed {:.1} MB",
+        rss - anon
+    ))
+}
+
 pub struct Server {
     child: Child,
     pub addr: String,

@@ -191,6 +191,11 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// The server's process id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM (a graceful shutdown) and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

@@ -23,6 +23,7 @@ mod leaks;
 mod limits;
 mod load;
 mod matrix;
+mod memory;
 mod policy;
 mod postback;
 mod props;
