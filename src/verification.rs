@@ -268,19 +268,18 @@ impl KeyCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    fn key() -> CachedKey {
+impl CachedKey {
+    /// An active key of channel 2, never ending, with no scopes, networks, limits,
+    /// credits or metadata: what unit tests start from and change a field or two of.
+    pub fn sample(id: i64) -> Self {
         CachedKey {
-            id: 1,
+            id,
             key_id: "AAAAAAAAAAAA".into(),
             name: "k".into(),
             channel_id: 2,
             channel_name: "c".into(),
             channel_is_system: false,
-            scopes: vec!["verify".into()],
+            scopes: vec![],
             cidrs: vec![],
             lifecycle: Lifecycle {
                 active: true,
@@ -293,6 +292,19 @@ mod tests {
             credit_epoch: 0,
             metadata: None,
             answer_memo: OnceLock::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn key() -> CachedKey {
+        CachedKey {
+            scopes: vec!["verify".into()],
+            ..CachedKey::sample(1)
         }
     }
 

@@ -214,31 +214,18 @@ pub fn may_roll(caller: &CachedKey, target: &ApiKey) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::status::Lifecycle;
     use time::macros::datetime;
 
     fn caller(scopes: &[&str], cidrs: &[&str], ends: Option<PrimitiveDateTime>) -> CachedKey {
-        CachedKey {
-            id: 1,
+        let mut key = CachedKey {
             key_id: "CALLER000001".into(),
             name: "caller".into(),
-            channel_id: 2,
-            channel_name: "c".into(),
-            channel_is_system: false,
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
-            lifecycle: Lifecycle {
-                active: true,
-                expires_at: ends,
-                roll_ends_at: None,
-            },
-            off_the_record: false,
-            rate_limits: Vec::new(),
-            credit_limited: false,
-            credit_epoch: 0,
-            metadata: None,
-            answer_memo: Default::default(),
-        }
+            ..CachedKey::sample(1)
+        };
+        key.lifecycle.expires_at = ends;
+        key
     }
 
     fn settings(scopes: &[&str], cidrs: &[&str], ends: Option<PrimitiveDateTime>) -> KeySettings {

@@ -291,27 +291,7 @@ mod tests {
     }
 
     fn key(id: i64) -> CachedKey {
-        CachedKey {
-            id,
-            key_id: "AAAAAAAAAAAA".into(),
-            name: "k".into(),
-            channel_id: 2,
-            channel_name: "c".into(),
-            channel_is_system: false,
-            scopes: vec![],
-            cidrs: vec![],
-            lifecycle: crate::domain::status::Lifecycle {
-                active: true,
-                expires_at: None,
-                roll_ends_at: None,
-            },
-            off_the_record: false,
-            rate_limits: Vec::new(),
-            credit_limited: false,
-            credit_epoch: 0,
-            metadata: None,
-            answer_memo: std::sync::OnceLock::new(),
-        }
+        CachedKey::sample(id)
     }
 
     /// Threads note into buffers of their own; a flush's batch holds every use once,

@@ -213,32 +213,21 @@ pub async fn verify_key(
 mod tests {
     use super::*;
     use crate::domain::limits::{RateLimit, Window};
-    use crate::domain::status::Lifecycle;
     use serde_json::{Value, json};
     use time::macros::datetime;
 
     fn key() -> CachedKey {
-        CachedKey {
-            id: 7,
+        let mut key = CachedKey {
             key_id: "AbC\"d\\e".into(),
             name: "billing \u{e9}\n\"svc\"".into(),
-            channel_id: 2,
             channel_name: "pay</script>".into(),
-            channel_is_system: false,
             scopes: vec!["verify".into(), "keys:read".into()],
-            cidrs: vec![],
-            lifecycle: Lifecycle {
-                active: true,
-                expires_at: Some(datetime!(2027-01-02 03:04:05)),
-                roll_ends_at: None,
-            },
-            off_the_record: false,
-            rate_limits: Vec::new(),
             credit_limited: true,
-            credit_epoch: 0,
             metadata: RawValue::from_string(r#"{"plan":"pro","n":[1,2]}"#.into()).ok(),
-            answer_memo: Default::default(),
-        }
+            ..CachedKey::sample(7)
+        };
+        key.lifecycle.expires_at = Some(datetime!(2027-01-02 03:04:05));
+        key
     }
 
     /// The hand-written answer is the JSON the fields say, escapes included, and the
