@@ -136,6 +136,11 @@ impl HxResponse {
         self.header(HX_PUSH_URL, url)
     }
 
+    /// Loads `url` as a full page instead of swapping anything.
+    pub fn redirect(self, url: &str) -> Self {
+        self.header(HX_REDIRECT, url)
+    }
+
     pub fn finish(self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status)
             .content_type("text/html; charset=utf-8")

@@ -49,6 +49,13 @@ pub(super) fn row_changed(
         sess::set_flash(session, message)?;
         return Ok(see_other(&keys_url(channel.id)));
     }
+    // From the key's own page there is no row to swap: load the page again, with the
+    // message as its toast.
+    let own_page = format!("/keys/{}", key.key_id);
+    if hx.current_path.as_deref() == Some(own_page.as_str()) {
+        sess::set_flash(session, message)?;
+        return Ok(HxResponse::ok().redirect(&own_page).finish());
+    }
     let mut row = KeyRow::new(key, crate::db::now(), permissions(user));
     // The All keys table has a Channel column; its rows say so when they ask.
     if hx.current_path.as_deref() == Some("/keys") {

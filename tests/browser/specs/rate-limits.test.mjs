@@ -61,6 +61,31 @@ browserTest('a key gets limits, credits and metadata in the form; the table and 
   assert.match(await page.textContent('.metadata'), /"tenant": "acme"/);
   await shot(page, '14-key-page-limits', { fullPage: true });
 
+  // A large limit's line wraps inside its card instead of running past its edge.
+  await clickAsPerson(page, 'a >> text=Edit settings');
+  await page.locator('#modal-stack dialog[open] #key-form').waitFor();
+  const edit = page.locator('#modal-stack dialog[open] #key-form');
+  if ((await edit.locator('details.field-group').getAttribute('open')) === null) {
+    await clickAsPerson(page, edit.locator('details.field-group > summary'));
+  }
+  await page.fill('#key-limits', '100/second, 1000000000/day');
+  const saved = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().includes(`/keys/${keyId}`));
+  await clickAsPerson(page, edit.locator('button[name=save]'));
+  assert.ok((await saved).status() < 400, 'the edit is saved');
+  await page.goto(`/keys/${keyId}`);
+  await page.locator('#rate-limits').waitFor();
+  assert.match(await page.textContent('#rate-limits'), /0 of 1000000000 used now/);
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    const over = await page.locator('#rate-limits').evaluate((dd) => {
+      const card = dd.closest('.card') ?? dd.parentElement;
+      const edge = card.getBoundingClientRect().right;
+      return [...dd.querySelectorAll('span, code')].map((e) => e.getBoundingClientRect().right - edge).filter((d) => d > 0.5);
+    });
+    assert.deepEqual(over, [], `at ${width} px the rate limits run past their card by ${over} px`);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   // The Risks page lists keys with no rate limit (this one has one).
   await page.goto('/risks');
   assert.match(await page.textContent('main'), /No rate limit/);
