@@ -109,15 +109,7 @@ fn short(conn: &mut DbConnection, within: Within, text: &str) -> DbResult<Option
             format!("\"{}\"", gram_token(text)),
         )));
     };
-    let (scope, channel) = scope_sql(within, true);
-    let mut q = diesel::sql_query(format!(
-        "SELECT id, name_lower FROM key_search WHERE {scope} LIMIT {SAMPLE}"
-    ))
-    .into_boxed::<diesel::pg::Pg>();
-    if let Some(channel) = channel {
-        q = q.bind::<BigInt, _>(channel);
-    }
-    let sample: Vec<SampleRow> = q.load(c)?;
+    let sample = sample_of(c, within)?;
     let held: Vec<i64> = sample
         .iter()
         .filter(|r| r.name_lower.contains(text))
@@ -147,10 +139,18 @@ struct SampleRow {
 /// Names read to judge which words most names hold.
 const SAMPLE: i64 = 200;
 
-#[derive(diesel::QueryableByName)]
-struct NameRow {
-    #[diesel(sql_type = Text)]
-    name_lower: String,
+/// The first [`SAMPLE`] names of the list (PostgreSQL's `key_search`), to judge how
+/// many names hold a word or gram.
+fn sample_of(c: &mut diesel::PgConnection, within: Within) -> DbResult<Vec<SampleRow>> {
+    let (scope, channel) = scope_sql(within, true);
+    let mut q = diesel::sql_query(format!(
+        "SELECT id, name_lower FROM key_search WHERE {scope} LIMIT {SAMPLE}"
+    ))
+    .into_boxed::<diesel::pg::Pg>();
+    if let Some(channel) = channel {
+        q = q.bind::<BigInt, _>(channel);
+    }
+    Ok(q.load(c)?)
 }
 
 /// Of two or more words, those at most half of a sample of the list's names hold (or
@@ -166,19 +166,10 @@ fn uncommon<'t>(
     if words.len() < 2 {
         return Ok(words);
     }
-    let (scope, channel) = scope_sql(within, true);
-    let mut q = diesel::sql_query(format!(
-        "SELECT name_lower FROM key_search WHERE {scope} LIMIT {SAMPLE}"
-    ))
-    .into_boxed::<diesel::pg::Pg>();
-    if let Some(channel) = channel {
-        q = q.bind::<BigInt, _>(channel);
-    }
-    let sample: Vec<NameRow> = q.load(c)?;
-    Ok(pick_uncommon(words, &sample))
+    Ok(pick_uncommon(words, &sample_of(c, within)?))
 }
 
-fn pick_uncommon<'t>(words: Vec<&'t str>, sample: &[NameRow]) -> Vec<&'t str> {
+fn pick_uncommon<'t>(words: Vec<&'t str>, sample: &[SampleRow]) -> Vec<&'t str> {
     let held = |w: &str| sample.iter().filter(|n| n.name_lower.contains(w)).count();
     let mut scored: Vec<(usize, &str)> = words.into_iter().map(|w| (held(w), w)).collect();
     scored.sort_by_key(|(n, _)| *n);
@@ -440,9 +431,10 @@ mod tests {
 
     #[test]
     fn words_most_names_hold_are_left_to_the_exact_check() {
-        let sample: Vec<NameRow> = ["svc-00040-prod", "svc-00041-dev", "svc-00140-ci", "svc-x"]
+        let sample: Vec<SampleRow> = ["svc-00040-prod", "svc-00041-dev", "svc-00140-ci", "svc-x"]
             .into_iter()
-            .map(|n| NameRow {
+            .map(|n| SampleRow {
+                id: 0,
                 name_lower: n.to_owned(),
             })
             .collect();
