@@ -134,12 +134,6 @@ impl Buffer {
         self.counts.is_empty() && self.rows.is_empty() && self.last_used.is_empty()
     }
 
-    /// Puts rows whose write failed back in front of what arrived since.
-    pub fn restore_rows(&mut self, older: Vec<Pending>) {
-        let newer = std::mem::replace(&mut self.rows, older);
-        self.rows.extend(newer);
-    }
-
     /// Adds `other`'s uses to these: another thread's buffer at a flush, or a batch
     /// whose write failed, back for the next one. Rows are put in time order by
     /// [`Buffer::sort_rows`] once every buffer is in.

@@ -232,7 +232,10 @@ impl UsageRecorder {
             // Counted, but the rows were not written: only they are tried again.
             Ok(Some(e)) => {
                 if let Ok(mut buf) = self.mine().lock() {
-                    buf.restore_rows(taken.rows);
+                    buf.absorb(Buffer {
+                        rows: taken.rows,
+                        ..Buffer::default()
+                    });
                 }
                 Err(e)
             }
