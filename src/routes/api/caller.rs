@@ -72,7 +72,7 @@ impl FromRequest for ApiCaller {
                 .get(&state.pool, digest)
                 .await?
                 .ok_or_else(|| refuse("Unknown key."))?;
-            let refused = match verification::check(&key, crate::db::now(), ip, &[]) {
+            let refused = match verification::check(&key, crate::db::now, ip, &[]) {
                 Code::Valid => None,
                 Code::Disabled => Some(unauthenticated("This key is inactive.")),
                 Code::Expired => Some(unauthenticated("This key has expired.")),

@@ -176,7 +176,7 @@ pub async fn verify_key(
         state.usage.unknown(Outcome::Verify(Code::NotFound));
         return Ok(refused(Code::NotFound));
     };
-    let mut code = verification::check(&target, crate::db::now(), ip, &scopes);
+    let mut code = verification::check(&target, crate::db::now, ip, &scopes);
     let mut ratelimit = None;
     let mut credits = None;
     if code == Code::Valid && !target.rate_limits.is_empty() {
