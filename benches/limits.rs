@@ -5,6 +5,9 @@
 //! - `bare, same request`: the same handler sent the verification's request (`POST`,
 //!   the same headers and JSON body, read whole): what the request's size costs the
 //!   client, the kernel and actix before any of Latchkey's work (a second reference);
+//! - `floor`: the same handler's server doing the least a verification must (read and
+//!   parse the JSON body, hash the bearer and the key, find both in a map, count the
+//!   use, send Latchkey's answer): the ceiling of any verification on this machine;
 //! - `valid`: a key with no limits (what verification costs without them);
 //! - `limited`: a key with a rate limit and credits, limits counted in process;
 //! - `limited, Redis`: the same key on a second server sharing the database, whose
@@ -35,6 +38,10 @@ use latchkey::domain::key::PlainKey;
 use latchkey::domain::key_settings::KeyInput;
 
 const TARGET_IN_PROCESS: f64 = 0.7;
+/// Where the scenarios sit in `figures`.
+const FLOOR: usize = 2;
+const VALID: usize = 3;
+const LIMITED: usize = 4;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -63,15 +70,77 @@ async fn bare_post(body: web::Bytes) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "ok": !body.is_empty() }))
 }
 
-fn start_bare() -> Res<std::net::SocketAddr> {
+/// The least a verification must do, in a bare handler: read the JSON body, hash the
+/// caller's bearer and the presented key, find both in a map, count the use and
+/// answer with a prepared body of the size Latchkey answers. No middleware, no
+/// metrics, no usage buffer, no checks: the ceiling any verification reaches here.
+struct Floor {
+    keys: std::collections::HashMap<[u8; 32], Vec<u8>>,
+    uses: std::sync::atomic::AtomicU64,
+}
+
+#[derive(serde::Deserialize)]
+struct FloorRequest {
+    key: String,
+}
+
+async fn floor_handler(
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+    f: web::Data<Floor>,
+) -> HttpResponse {
+    let known = |plain: &str| f.keys.get(blake3::hash(plain.trim().as_bytes()).as_bytes());
+    let caller = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(known);
+    let Ok(asked) = serde_json::from_slice::<FloorRequest>(&body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    match (caller, known(&asked.key)) {
+        (Some(_), Some(answer)) => {
+            f.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(answer.clone())
+        }
+        _ => HttpResponse::Unauthorized().finish(),
+    }
+}
+
+/// Latchkey's answer to one verification (its body), for the floor to send back.
+fn answer_of(addr: &str, caller: &str, key: &str) -> Res<Vec<u8>> {
+    use std::io::{Read, Write};
+    let body = format!("{{\"key\": \"{key}\"}}");
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(
+        stream,
+        "POST /api/v1/keys/verify HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {caller}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    let at = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no answer from the server")?;
+    Ok(reply[at + 4..].to_vec())
+}
+
+fn start_bare(floor: Floor) -> Res<std::net::SocketAddr> {
     let (tx, rx) = std::sync::mpsc::channel();
+    let floor = web::Data::new(floor);
     std::thread::spawn(move || {
         let system = actix_web::rt::System::new();
         let _ = system.block_on(async {
-            let server = HttpServer::new(|| {
+            let server = HttpServer::new(move || {
                 App::new()
+                    .app_data(floor.clone())
                     .route("/bare", web::get().to(bare))
                     .route("/bare", web::post().to(bare_post))
+                    .route("/floor", web::post().to(floor_handler))
             })
             .workers(2)
             .disable_signals()
@@ -197,7 +266,17 @@ fn run() -> Res<()> {
         println!("Redis does not answer at {redis_url}: the Redis scenario is skipped");
         None
     };
-    let bare_url = format!("http://{}/bare", start_bare()?);
+    let answer = answer_of(&local.addr, &caller, &plain)?;
+    if !answer.starts_with(br#"{"valid":true"#) {
+        return Err(format!("unexpected answer: {}", String::from_utf8_lossy(&answer)).into());
+    }
+    let hash = |plain: &str| *blake3::hash(plain.as_bytes()).as_bytes();
+    let floor = Floor {
+        keys: [(hash(&caller), Vec::new()), (hash(&plain), answer)].into(),
+        uses: Default::default(),
+    };
+    let bare_addr = start_bare(floor)?;
+    let bare_url = format!("http://{bare_addr}/bare");
     let dir = work.path();
     let mut scenarios: Vec<(&str, String, Option<String>)> = vec![
         ("bare actix-web handler", bare_url.clone(), None),
@@ -205,6 +284,11 @@ fn run() -> Res<()> {
             "bare handler, the verification's request",
             bare_url,
             Some(post_script(dir, "bare-post", &caller, &plain)?),
+        ),
+        (
+            "floor: a verification's least work in a bare handler",
+            format!("http://{bare_addr}/floor"),
+            Some(post_script(dir, "floor", &caller, &plain)?),
         ),
         (
             "valid key, no limits",
@@ -242,7 +326,7 @@ fn run() -> Res<()> {
         let m = median(f.clone());
         println!("| {name} | {m:.0} | {:.2}× |", m / bare);
     }
-    let in_process = median(figures[3].clone()) / bare;
+    let in_process = median(figures[LIMITED].clone()) / bare;
     println!(
         "\nin process: {in_process:.2}× of bare (target ≥ {TARGET_IN_PROCESS}×): {}",
         if in_process >= TARGET_IN_PROCESS {
@@ -264,8 +348,15 @@ fn run() -> Res<()> {
     println!(
         "in process, median of the rounds' ratios: {:.2}× of bare, {:.2}× of bare sent \
          the same request",
-        per_round(3, 0),
-        per_round(3, 1)
+        per_round(LIMITED, 0),
+        per_round(LIMITED, 1)
+    );
+    println!(
+        "the floor: {:.2}× of bare; valid key {:.2}× and in process {:.2}× of the floor \
+         (medians of the rounds' ratios)",
+        per_round(FLOOR, 0),
+        per_round(VALID, FLOOR),
+        per_round(LIMITED, FLOOR)
     );
     Ok(())
 }
