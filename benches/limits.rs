@@ -31,7 +31,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use common::bare::valid_answer;
 use common::{Res, Server};
 use latchkey::db::{self, keys};
 use latchkey::domain::key::PlainKey;
@@ -59,98 +59,6 @@ fn num(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-async fn bare() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
-}
-
-/// The bare handler for a request with a body: reads it whole, answers the same.
-async fn bare_post(body: web::Bytes) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "ok": !body.is_empty() }))
-}
-
-/// The least a verification must do, in a bare handler: read the JSON body, hash the
-/// caller's bearer and the presented key, find both in a map, count the use and
-/// answer with a prepared body of the size Latchkey answers. No middleware, no
-/// metrics, no usage buffer, no checks: the ceiling any verification reaches here.
-struct Floor {
-    keys: std::collections::HashMap<[u8; 32], Vec<u8>>,
-    uses: std::sync::atomic::AtomicU64,
-}
-
-#[derive(serde::Deserialize)]
-struct FloorRequest {
-    key: String,
-}
-
-async fn floor_handler(
-    req: actix_web::HttpRequest,
-    body: web::Bytes,
-    f: web::Data<Floor>,
-) -> HttpResponse {
-    let known = |plain: &str| f.keys.get(blake3::hash(plain.trim().as_bytes()).as_bytes());
-    let caller = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(known);
-    let Ok(asked) = serde_json::from_slice::<FloorRequest>(&body) else {
-        return HttpResponse::BadRequest().finish();
-    };
-    match (caller, known(&asked.key)) {
-        (Some(_), Some(answer)) => {
-            f.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            HttpResponse::Ok()
-                .content_type("application/json")
-                .body(answer.clone())
-        }
-        _ => HttpResponse::Unauthorized().finish(),
-    }
-}
-
-/// Latchkey's answer to one verification (its body), for the floor to send back.
-fn answer_of(addr: &str, caller: &str, key: &str) -> Res<Vec<u8>> {
-    use std::io::{Read, Write};
-    let body = format!("{{\"key\": \"{key}\"}}");
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    write!(
-        stream,
-        "POST /api/v1/keys/verify HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {caller}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply)?;
-    let at = reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no answer from the server")?;
-    Ok(reply[at + 4..].to_vec())
-}
-
-fn start_bare(floor: Floor) -> Res<std::net::SocketAddr> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let floor = web::Data::new(floor);
-    std::thread::spawn(move || {
-        let system = actix_web::rt::System::new();
-        let _ = system.block_on(async {
-            let server = HttpServer::new(move || {
-                App::new()
-                    .app_data(floor.clone())
-                    .route("/bare", web::get().to(bare))
-                    .route("/bare", web::post().to(bare_post))
-                    .route("/floor", web::post().to(floor_handler))
-            })
-            .workers(2)
-            .disable_signals()
-            .bind("127.0.0.1:0")?;
-            let _ = tx.send(server.addrs().first().copied());
-            server.run().await
-        });
-    });
-    rx.recv()?
-        .ok_or_else(|| "the bare server did not start".into())
 }
 
 /// Inserts a key straight into the database and returns its plaintext.
@@ -266,17 +174,11 @@ fn run() -> Res<()> {
         println!("Redis does not answer at {redis_url}: the Redis scenario is skipped");
         None
     };
-    let answer = answer_of(&local.addr, &caller, &plain)?;
-    if !answer.starts_with(br#"{"valid":true"#) {
-        return Err(format!("unexpected answer: {}", String::from_utf8_lossy(&answer)).into());
-    }
-    let hash = |plain: &str| *blake3::hash(plain.as_bytes()).as_bytes();
-    let floor = Floor {
-        keys: [(hash(&caller), Vec::new()), (hash(&plain), answer)].into(),
-        uses: Default::default(),
-    };
-    let bare_addr = start_bare(floor)?;
-    let bare_url = format!("http://{bare_addr}/bare");
+    let reference = common::bare::start()?;
+    reference
+        .floor
+        .admit(&caller, &plain, valid_answer(&local.addr, &caller, &plain)?);
+    let bare_url = reference.bare_url();
     let dir = work.path();
     let mut scenarios: Vec<(&str, String, Option<String>)> = vec![
         ("bare actix-web handler", bare_url.clone(), None),
@@ -287,7 +189,7 @@ fn run() -> Res<()> {
         ),
         (
             "floor: a verification's least work in a bare handler",
-            format!("http://{bare_addr}/floor"),
+            reference.floor_url(),
             Some(post_script(dir, "floor", &caller, &plain)?),
         ),
         (

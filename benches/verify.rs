@@ -13,6 +13,10 @@
 //! for:
 //!
 //! - bare: the bare handler (the reference of every ratio),
+//! - floor: the same server's `POST /floor` sent (a)'s request: the least work a
+//!   verification must do (parse the body, hash the bearer and the key, find both,
+//!   count, answer with Latchkey's own bytes), so the ceiling of (a), (b) and (c) on
+//!   the machine it runs on (`common/bare.rs`),
 //! - ping: `GET /api/v1/ping` (the server's own JSON handler with all its middleware:
 //!   the second reference),
 //! - (a) a valid key,
@@ -97,7 +101,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use common::{PgDatabase, Res, Server, env_flag, memory_mb};
 use latchkey::domain::key::PlainKey;
 use load::{Kind, Scenario, WRK_THREADS, Watch, WrkRun, wait_for_quiet, wrk};
@@ -172,8 +175,8 @@ pub struct Ctx {
     pub ticks: f64,
     unknown_file: Option<PathBuf>,
     started: Instant,
-    /// `http://127.0.0.1:<port>/bare`.
-    bare_url: String,
+    /// The bare handler and the floor (`common::bare`).
+    reference: common::bare::Reference,
 }
 
 fn run() -> Res<()> {
@@ -215,8 +218,8 @@ fn run() -> Res<()> {
     } else {
         None
     };
-    let bare = start_bare()?;
-    println!("bare actix-web handler on http://{bare}/bare");
+    let reference = common::bare::start()?;
+    println!("bare actix-web handler on {}", reference.bare_url());
     let ctx = Ctx {
         plan,
         bin,
@@ -224,7 +227,7 @@ fn run() -> Res<()> {
         ticks,
         unknown_file,
         started,
-        bare_url: format!("http://{bare}/bare"),
+        reference,
     };
     let mut results = Vec::new();
     if !env_flag("LATCHKEY_BENCH_SKIP_SQLITE") {
@@ -274,35 +277,6 @@ fn clock_ticks() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
-}
-
-// ---------------------------------------------------------------------------------
-// The bare handler
-
-async fn bare() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
-}
-
-/// Starts the bare actix-web server on a thread of its own (its own actix System, two
-/// workers) for the rest of the process; returns its address.
-fn start_bare() -> Res<std::net::SocketAddr> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let system = actix_web::rt::System::new();
-        let served = system.block_on(async {
-            let server = HttpServer::new(|| App::new().route("/bare", web::get().to(bare)))
-                .workers(2)
-                .disable_signals()
-                .bind("127.0.0.1:0")?;
-            let _ = tx.send(server.addrs().first().copied());
-            server.run().await
-        });
-        if let Err(e) = served {
-            eprintln!("the bare handler stopped: {e}");
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))?
-        .ok_or_else(|| "the bare handler did not bind".into())
 }
 
 // ---------------------------------------------------------------------------------
@@ -458,7 +432,15 @@ fn measure_backend(
             .timeout(Duration::from_secs(30))
             .build()?;
         let c = Some(seeded.caller.as_str());
-        check(&client, &ctx.bare_url, None, None, 200, "\"ok\":true").await?;
+        check(
+            &client,
+            &ctx.reference.bare_url(),
+            None,
+            None,
+            200,
+            "\"ok\":true",
+        )
+        .await?;
         check(
             &client,
             &format!("{base}/api/v1/ping"),
@@ -485,6 +467,15 @@ fn measure_backend(
         check(&client, &key_url, Some(&seeded.reader), None, 200, &id).await?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
+    // The floor answers this backend's valid key with the server's own answer.
+    let answer = common::bare::valid_answer(
+        base.trim_start_matches("http://"),
+        &seeded.caller,
+        &seeded.valid,
+    )?;
+    ctx.reference
+        .floor
+        .admit(&seeded.caller, &seeded.valid, answer);
     let memory_start = memory_mb(pid)?;
 
     let dir = ctx.work.join(backend.to_lowercase());
@@ -494,7 +485,17 @@ fn measure_backend(
         Ok(Scenario::new(kind, verify_url.clone(), Some(script)))
     };
     let mut core = vec![
-        Scenario::new(Kind::Bare, ctx.bare_url.clone(), None),
+        Scenario::new(Kind::Bare, ctx.reference.bare_url(), None),
+        Scenario::new(
+            Kind::Floor,
+            ctx.reference.floor_url(),
+            Some(load::post_script(
+                &dir,
+                "floor",
+                &seeded.caller,
+                &seeded.valid,
+            )?),
+        ),
         Scenario::new(Kind::Ping, format!("{base}/api/v1/ping"), None),
         post(Kind::Valid, "valid", &seeded.valid)?,
         post(Kind::Malformed, "malformed", &seeded.malformed)?,
@@ -636,7 +637,7 @@ fn long_run(
 /// Profiles, outside the measured rounds (perf slows the server down).
 fn profile(ctx: &Ctx, watch: &Watch, core: &[Scenario], backend: &str, dir: &Path) -> Res<()> {
     std::fs::create_dir_all(dir)?;
-    for s in core.iter().filter(|s| s.kind != Kind::Bare) {
+    for s in core.iter().filter(|s| !s.kind.in_bench_process()) {
         let data = dir.join(format!("{}-{:?}.data", backend.to_lowercase(), s.kind));
         let mut perf = Command::new("perf")
             // No frame pointers in the release build: unwind with DWARF (.eh_frame).
@@ -813,6 +814,23 @@ fn backend_verdicts(out: &mut String, r: &BackendResult, plan: Plan) {
         if let Some(v) = ratio(k, of, target) {
             let _ = writeln!(out, "  - {} ÷ {name}: {v}", k.label());
         }
+    }
+    // What even the least work reaches here bounds every target above.
+    if let Some(floor) = find(Kind::Floor) {
+        let of_floor = |k: Kind| {
+            find(k).map_or_else(String::new, |s| {
+                format!("; {} {:.2}×", k.label(), s.rps() / floor.rps())
+            })
+        };
+        let _ = writeln!(
+            out,
+            "  - the floor ÷ bare: {:.2}× (CPU-cost ratio {:.2}×); ÷ the floor{}{}{}",
+            floor.rps() / bare.rps(),
+            bare.own_us_per_request() / floor.own_us_per_request(),
+            of_floor(Kind::Valid),
+            of_floor(Kind::Malformed),
+            of_floor(Kind::Unknown),
+        );
     }
     let slow: Vec<String> = r
         .scenarios

@@ -5,6 +5,8 @@
     reason = "shared by two bench binaries, each using a subset"
 )]
 
+pub mod bare;
+
 use std::error::Error;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -16,6 +16,8 @@ const QUIET_CORES: f64 = 0.3;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     Bare,
+    /// `common::bare`'s floor sent (a)'s request.
+    Floor,
     Ping,
     Valid,
     Malformed,
@@ -34,6 +36,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Bare => "bare actix-web JSON handler (reference)",
+            Kind::Floor => "floor: (a)'s least work in a bare handler",
             Kind::Ping => "GET /api/v1/ping (all middleware)",
             Kind::Valid => "(a) verify, valid key",
             Kind::Malformed => "(b) verify, malformed key (bad checksum)",
@@ -64,10 +67,15 @@ impl Kind {
     /// request (API_2XX); a bad bearer counts UNAUTHENTICATED under key 0.
     pub fn counted(self) -> u64 {
         match self {
-            Kind::Bare | Kind::Ping => 0,
+            Kind::Bare | Kind::Floor | Kind::Ping => 0,
             Kind::BadBearer | Kind::GetKey => 1,
             _ => 2,
         }
+    }
+
+    /// Whether the arm's server is this process (the references).
+    pub fn in_bench_process(self) -> bool {
+        matches!(self, Kind::Bare | Kind::Floor)
     }
 
     /// Whether wrk should see errors (non-2xx) only.
@@ -326,7 +334,7 @@ fn parse_wrk(out: &str) -> Res<WrkRun> {
 
 pub fn wrk(ctx: &Ctx, watch: &Watch, s: &Scenario, seconds: u64) -> Res<WrkRun> {
     // The bare handler runs inside this process.
-    let server_pid = if s.kind == Kind::Bare {
+    let server_pid = if s.kind.in_bench_process() {
         std::process::id()
     } else {
         watch.server
