@@ -73,9 +73,42 @@ impl<V> Clone for Held<V> {
     }
 }
 
+/// A read of one key in flight: the requests that want the same key meanwhile wait
+/// for its result instead of each reading the key again.
+struct Flight<V> {
+    done: Arc<tokio::sync::Notify>,
+    /// The read's answer (`None`: no such key), set before `done` is notified; left
+    /// empty when the read failed or was abandoned, so a waiter reads for itself.
+    answer: OnceLock<Option<Arc<V>>>,
+}
+
+type Flights<V> = std::sync::Mutex<std::collections::HashMap<String, Arc<Flight<V>>>>;
+
+/// Ends a flight however the reader stops (answered, failed, or its request dropped):
+/// takes it off the map, then wakes its waiters.
+struct Landing<'a, V> {
+    flights: &'a Flights<V>,
+    key_id: &'a str,
+    flight: Arc<Flight<V>>,
+}
+
+impl<V> Drop for Landing<'_, V> {
+    fn drop(&mut self) {
+        if let Ok(mut flights) = self.flights.lock() {
+            flights.remove(self.key_id);
+        }
+        self.flight.done.notify_waiters();
+    }
+}
+
 /// Recently read keys (`V`: what a read answers) by key id.
 pub struct KeyReads<V> {
     held: quick_cache::sync::Cache<String, Held<V>>,
+    /// Reads in flight by key id. When a busy key's read goes stale, one request reads
+    /// it again and the others wait for that read: each used to read it for itself, and
+    /// on PostgreSQL under load the pile-up took the p99 of `GET /api/v1/keys/{id}` to
+    /// 0.4-1 s (BENCHMARKS.md).
+    flights: Flights<V>,
     /// Stored hash → key id, for forgetting by hash.
     ids: quick_cache::sync::Cache<String, String>,
     /// Bumped by every forget: a read that raced with one is not kept.
@@ -89,6 +122,7 @@ impl<V> KeyReads<V> {
         let capacity = capacity.max(16);
         KeyReads {
             held: quick_cache::sync::Cache::new(capacity),
+            flights: Default::default(),
             ids: quick_cache::sync::Cache::new(capacity),
             generation: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
@@ -114,6 +148,61 @@ impl<V> KeyReads<V> {
                 return Ok(Some(held.value));
             }
         }
+        if fresh_for.is_zero() {
+            return self.read(key_id, fresh_for, load).await;
+        }
+        // Join a read of this key already in flight, or start one.
+        let joined = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            match flights.get(key_id) {
+                // Made while the map is locked: the reader lands (leaves the map, then
+                // wakes its waiters) only after this, so the wake-up cannot be missed.
+                Some(f) => Err((f.clone(), f.done.clone().notified_owned())),
+                None => {
+                    let f = Arc::new(Flight {
+                        done: Arc::new(tokio::sync::Notify::new()),
+                        answer: OnceLock::new(),
+                    });
+                    flights.insert(key_id.to_owned(), f.clone());
+                    Ok(f)
+                }
+            }
+        };
+        let flight = match joined {
+            Ok(mine) => mine,
+            Err((theirs, done)) => {
+                if theirs.answer.get().is_none() {
+                    done.await;
+                }
+                return match theirs.answer.get() {
+                    Some(answer) => Ok(answer.clone()),
+                    // The read failed or was dropped: read for ourselves.
+                    None => self.read(key_id, fresh_for, load).await,
+                };
+            }
+        };
+        let landing = Landing {
+            flights: &self.flights,
+            key_id,
+            flight,
+        };
+        let answer = self.read(key_id, fresh_for, load).await?;
+        let _ = landing.flight.answer.set(answer.clone());
+        drop(landing);
+        Ok(answer)
+    }
+
+    /// Reads the key now and holds the read (unless `fresh_for` is zero).
+    async fn read<E, F, Fut>(
+        &self,
+        key_id: &str,
+        fresh_for: Duration,
+        load: F,
+    ) -> Result<Option<Arc<V>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<(String, V)>, E>>,
+    {
         let generation = self.generation.load(Ordering::Acquire);
         let read_at = Instant::now();
         self.lookups.fetch_add(1, Ordering::Relaxed);
@@ -230,6 +319,79 @@ mod tests {
                 *c.get_with("b", zero, load("y")).await.unwrap().unwrap(),
                 "y"
             );
+        });
+    }
+
+    /// Counts the reads `load` makes; each takes `ms` and answers `value`.
+    fn counted(
+        n: &std::cell::Cell<u32>,
+        ms: u64,
+        value: Option<&'static str>,
+    ) -> impl Future<Output = Result<Option<(String, String)>, ()>> {
+        n.set(n.get() + 1);
+        async move {
+            actix_web::rt::time::sleep(Duration::from_millis(ms)).await;
+            Ok(value.map(|v| ("hash-a".to_owned(), v.to_owned())))
+        }
+    }
+
+    #[test]
+    fn a_stale_or_missing_key_is_read_once_for_all_who_ask_at_once() {
+        let c = KeyReads::new(100);
+        let n = std::cell::Cell::new(0);
+        let short = Duration::from_millis(30);
+        run(async {
+            c.get_with("a", short, || counted(&n, 0, Some("one")))
+                .await
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+            let asks = (0..20).map(|_| c.get_with("a", short, || counted(&n, 20, Some("two"))));
+            for answer in futures_util::future::join_all(asks).await {
+                assert_eq!(answer.unwrap().unwrap().as_str(), "two");
+            }
+            assert_eq!(n.get(), 2, "one read at first, one when it went stale");
+            let asks = (0..20).map(|_| c.get_with("b", short, || counted(&n, 20, None)));
+            for answer in futures_util::future::join_all(asks).await {
+                assert!(answer.unwrap().is_none());
+            }
+            assert_eq!(n.get(), 3, "a missing key is read once for all");
+        });
+    }
+
+    #[test]
+    fn when_the_read_in_flight_fails_or_is_dropped_the_waiters_read_for_themselves() {
+        let c = Arc::new(KeyReads::<String>::new(100));
+        run(async {
+            let failing = c.get_with("a", LONG, || async {
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+                Err::<Option<(String, String)>, &str>("database away")
+            });
+            let waiting = c.get_with("a", LONG, || async {
+                Ok::<_, &str>(Some(("hash-a".to_owned(), "mine".to_owned())))
+            });
+            let (failed, waited) = futures_util::future::join(failing, waiting).await;
+            assert_eq!(failed.unwrap_err(), "database away");
+            assert_eq!(waited.unwrap().unwrap().as_str(), "mine");
+
+            let c2 = c.clone();
+            let stuck = actix_web::rt::spawn(async move {
+                c2.get_with("b", LONG, std::future::pending::<Result<_, ()>>)
+                    .await
+            });
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+            let c3 = c.clone();
+            let waiter = actix_web::rt::spawn(async move {
+                c3.get_with("b", LONG, || async {
+                    Ok::<_, ()>(Some(("hash-b".to_owned(), "after".to_owned())))
+                })
+                .await
+            });
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+            stuck.abort();
+            let answer = actix_web::rt::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("the waiter woke when the read it waited for was dropped");
+            assert_eq!(answer.unwrap().unwrap().unwrap().as_str(), "after");
         });
     }
 
