@@ -70,9 +70,15 @@ browserTest('a key gets limits, credits and metadata in the form; the table and 
   }
   await page.fill('#key-limits', '100/second, 1000000000/day');
   const saved = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().includes(`/keys/${keyId}`));
+  // Saved from the key's own page, the edit reloads that page (HX-Redirect): wait for
+  // that navigation rather than start one of our own, which it would interrupt.
+  const reloaded = page.waitForResponse(
+    (r) => r.request().resourceType() === 'document' && new URL(r.url()).pathname === `/keys/${keyId}`,
+  );
   await clickAsPerson(page, edit.locator('button[name=save]'));
   assert.ok((await saved).status() < 400, 'the edit is saved');
-  await page.goto(`/keys/${keyId}`);
+  await reloaded;
+  await page.waitForLoadState('load');
   await page.locator('#rate-limits').waitFor();
   assert.match(await page.textContent('#rate-limits'), /0 of 1000000000 used now/);
   for (const width of [1280, 390]) {
