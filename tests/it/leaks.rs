@@ -112,7 +112,7 @@ async fn a_signed_report_deactivates_each_reported_key_once_and_answers_in_githu
     let safe = key(&admin, cid, "safe", &["verify"], &[]).await;
     let verifier = key(&admin, cid, "verifier", &["verify"], &[]).await;
     let leaked_id = key_id_of(&leaked);
-    let url = "https://github.com/octo/repo/blob/abc/config.env";
+    let url = "http://127.0.0.1:9/octo/repo/blob/abc/config.env";
     let body = serde_json::json!([
         { "token": leaked, "type": "latchkey_api_key", "url": url, "source": "content" },
         { "token": "lk_notARealKey_123", "type": "latchkey_api_key", "url": url, "source": "content" },
@@ -241,8 +241,8 @@ async fn flag_mode_marks_and_audits_without_deactivating_and_imported_keys_are_f
         .await
         .assert_status(303);
     let body = serde_json::json!([
-        { "token": leaked, "type": "latchkey_api_key", "url": "https://gist.github.com/x", "source": "gist" },
-        { "token": "legacy_secret_1", "type": "latchkey_api_key", "url": "https://github.com/y", "source": "content" },
+        { "token": leaked, "type": "latchkey_api_key", "url": "http://127.0.0.1:9/gist/x", "source": "gist" },
+        { "token": "legacy_secret_1", "type": "latchkey_api_key", "url": "http://127.0.0.1:9/y", "source": "content" },
     ])
     .to_string();
     let (status, res) = post(
