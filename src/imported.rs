@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::db::{self, DbResult, Pool};
 use crate::domain::imported::candidates;
-use crate::verification::KeyCache;
+use crate::key_cache::KeyCache;
 
 /// Longest presented text that is hashed as a possible imported key.
 pub const MAX_IMPORTED_LEN: usize = 1024;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fxhash;
 pub mod htmx;
 pub mod imported;
+pub mod key_cache;
 pub mod key_reads;
 pub mod metrics;
 pub mod net;

@@ -14,11 +14,11 @@ use crate::config::Settings;
 use crate::db::{self, Pool};
 use crate::domain::password;
 use crate::domain::webhook::Sealer;
+use crate::key_cache::KeyCache;
 use crate::routes::{self, CookieSettings};
 use crate::spare_cpu::SpareCpu;
 use crate::state::AppState;
 use crate::usage::{self, UsageRecorder};
-use crate::verification::KeyCache;
 use crate::{background, postback};
 
 #[derive(Debug, thiserror::Error)]

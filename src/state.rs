@@ -8,9 +8,9 @@ use crate::counts::FilterCounts;
 use crate::db::Pool;
 use crate::db::changes::Change;
 use crate::domain::webhook::Sealer;
+use crate::key_cache::KeyCache;
 use crate::metrics::Metrics;
 use crate::usage::UsageRecorder;
-use crate::verification::KeyCache;
 
 /// Recently read keys, answered by the API's `GET /keys/{id}` (`app::keys::find_recent`).
 pub type KeyReads = crate::key_reads::KeyReads<crate::key_reads::KeyRead>;
