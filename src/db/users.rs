@@ -75,9 +75,14 @@ pub fn insert(
 
 /// Creates the first `admin` when the database has no user at all. Returns whether it
 /// did; a second instance starting at the same time loses the unique-index race quietly.
+/// Whether any account exists (then no first admin is made).
+pub fn any_exist(conn: &mut DbConnection) -> DbResult<bool> {
+    let n: i64 = users::table.count().get_result(conn)?;
+    Ok(n > 0)
+}
+
 pub fn create_first_admin(conn: &mut DbConnection, password_hash: &str) -> DbResult<bool> {
-    let existing: i64 = users::table.count().get_result(conn)?;
-    if existing > 0 {
+    if any_exist(conn)? {
         return Ok(false);
     }
     match insert(conn, "admin", password_hash, Role::Admin) {
