@@ -188,13 +188,7 @@ async fn open_database(settings: &Settings) -> Result<Pool, StartupError> {
     let to_hash = plain.clone();
     let created = db::run(&pool, move |c| {
         db::channels::ensure_system(c)?;
-        // Hashed only when it will be stored: argon2 at every start cost 30-40 ms of
-        // CPU for nothing (a restart's CPU to listening: 40-50 ms before, 10 ms now).
-        if db::users::any_exist(c)? {
-            return Ok(false);
-        }
-        let hash = password::hash(&to_hash).map_err(db::DbError::Config)?;
-        db::users::create_first_admin(c, &hash)
+        db::users::create_first_admin(c, || password::hash(&to_hash).map_err(db::DbError::Config))
     })
     .await?;
     if created {

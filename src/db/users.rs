@@ -73,19 +73,20 @@ pub fn insert(
         .get_result(conn)?)
 }
 
-/// Creates the first `admin` when the database has no user at all. Returns whether it
-/// did; a second instance starting at the same time loses the unique-index race quietly.
-/// Whether any account exists (then no first admin is made).
-pub fn any_exist(conn: &mut DbConnection) -> DbResult<bool> {
-    let n: i64 = users::table.count().get_result(conn)?;
-    Ok(n > 0)
-}
-
-pub fn create_first_admin(conn: &mut DbConnection, password_hash: &str) -> DbResult<bool> {
-    if any_exist(conn)? {
+/// Creates the first `admin` when the database has no user at all, with the password
+/// hash `hash` makes, called only then (argon2 at every start cost 30-40 ms of CPU for
+/// nothing). Returns whether it did; a second instance starting at the same time loses
+/// the unique-index race quietly.
+pub fn create_first_admin(
+    conn: &mut DbConnection,
+    hash: impl FnOnce() -> DbResult<String>,
+) -> DbResult<bool> {
+    let existing: i64 = users::table.count().get_result(conn)?;
+    if existing > 0 {
         return Ok(false);
     }
-    match insert(conn, "admin", password_hash, Role::Admin) {
+    let password_hash = hash()?;
+    match insert(conn, "admin", &password_hash, Role::Admin) {
         Ok(_) => Ok(true),
         Err(e) if e.is_unique_violation() => Ok(false),
         Err(e) => Err(e),
